@@ -1,0 +1,1 @@
+"""One module per `oace` subcommand; each exposes `register(subparsers)`."""
