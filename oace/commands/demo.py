@@ -1,11 +1,21 @@
-"""`oace demo`: Run the main job on embedded defaults."""
+"""`oace demo`: the main job on embedded defaults (what `make demo` runs)."""
 
 from __future__ import annotations
 
 import argparse
 
-from oace.commands._stub import register_stub
-
 
 def register(sub: argparse._SubParsersAction) -> None:
-    register_stub(sub, "demo", "Run the main job on embedded defaults", issue=2)
+    p = sub.add_parser("demo", help="run the main job on embedded defaults", description=__doc__)
+    p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    p.add_argument("--checkpoint", default=None, help="segmenter checkpoint (default: seeded untrained weights)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from oace.demo import run_demo
+
+    report = run_demo(args.out, checkpoint=args.checkpoint)
+    print(report["markdown"])
+    print(f"wrote {args.out}/demo.json, {args.out}/demo.md, {report['outputs']['overlay']}")
+    return 0

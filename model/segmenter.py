@@ -1,0 +1,128 @@
+"""The chained segmenter (prior -> MSFNet) with the bundle's app-facing contract (docs/bundle.md).
+
+This is the module export converts. Preprocessing lives inside it, so it lands in the exported
+graph and an app does no arithmetic: uint8 NHWC image in, ImageNet normalization inside, click
+rows encoded to disks in int32 inside, probabilities out.
+
+Training never goes through this module: it drives `OACEPrior` and `MSFNet` directly on
+normalized NCHW tensors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from model.click_maps import NEGATIVE, PADDING, POSITIVE, ClickEncoder
+from model.msfnet import MSFNetConfig, build_msfnet
+from model.prior import PriorConfig, build_prior
+from oace.errors import InputError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmenterConfig:
+    """prior=None makes the click-disk ablations: MSFNet then takes the first click's disk as guidance."""
+
+    prior: PriorConfig | None = PriorConfig()
+    msfnet: MSFNetConfig = MSFNetConfig()
+    input_size: int = 512
+    max_clicks: int = 24
+    click_radius: int = 5
+
+    def __post_init__(self) -> None:
+        want = 1 if self.prior is None else self.prior.embed_dim
+        if self.msfnet.guidance_channels != want:
+            raise ValueError(f"msfnet.guidance_channels must be {want} (prior embed_dim, or 1 for a click disk)")
+        if self.input_size % 32:
+            raise ValueError("input_size must be divisible by 32")
+
+
+class Segmenter(nn.Module):
+    """forward(image, clicks, prev_mask) -> mask.
+
+    image:     uint8 [B, S, S, 3] RGB 0..255 (S = input_size, 512)
+    clicks:    int32 [B, max_clicks, 3] rows (x, y, label); label 1 positive, 0 negative, -1 padding;
+               row 0 is the first positive click (drives the prior); x, y in 0..S-1
+    prev_mask: float32 [B, S, S, 1] previous probabilities (zeros on the first click)
+    returns    float32 [B, S, S, 1] object probabilities
+    Dtypes and shapes are checked (InputError); click values are not (a graph cannot raise):
+    use `check_clicks` on untrusted input.
+    """
+
+    def __init__(self, cfg: SegmenterConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.prior = build_prior(cfg.prior) if cfg.prior is not None else None
+        self.msfnet = build_msfnet(cfg.msfnet)
+        self.clicks = ClickEncoder(cfg.input_size, cfg.input_size, cfg.click_radius)
+        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        # (x / 255 - mean) / std folded into one multiply-add
+        self.register_buffer("pixel_scale", 1.0 / (255.0 * std), persistent=False)
+        self.register_buffer("pixel_shift", -mean / std, persistent=False)
+
+    def forward(self, image: torch.Tensor, clicks: torch.Tensor, prev_mask: torch.Tensor) -> torch.Tensor:
+        self._check(image, clicks, prev_mask)
+        x = image.permute(0, 3, 1, 2).to(torch.float32) * self.pixel_scale + self.pixel_shift
+        first_disk, click_maps = self.clicks(clicks)
+        guidance = first_disk if self.prior is None else self.prior(x, first_disk)
+        maps = torch.cat([click_maps, prev_mask.permute(0, 3, 1, 2)], dim=1)
+        logits = self.msfnet(x, guidance, maps)
+        return torch.sigmoid(logits).permute(0, 2, 3, 1)
+
+    def _check(self, image: torch.Tensor, clicks: torch.Tensor, prev_mask: torch.Tensor) -> None:
+        s, n = self.cfg.input_size, self.cfg.max_clicks
+        batch = image.shape[0] if image.dim() == 4 else -1
+        for name, t, dtype, shape in (
+            ("image", image, torch.uint8, (s, s, 3)),
+            ("clicks", clicks, torch.int32, (n, 3)),
+            ("prev_mask", prev_mask, torch.float32, (s, s, 1)),
+        ):
+            if t.dtype != dtype:
+                raise InputError(f"{name}: expected dtype {_dtype_name(dtype)}, got {_dtype_name(t.dtype)}")
+            if tuple(t.shape[1:]) != shape or t.shape[0] != batch:
+                want = "[B, " + ", ".join(map(str, shape)) + "]"
+                raise InputError(f"{name}: expected shape {want} with one batch size B for all inputs, got {list(t.shape)}")
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def check_clicks(clicks: np.ndarray | torch.Tensor, size: int) -> None:
+    """Validate click rows [..., N, 3] for a size x size image; raise InputError naming the bad row."""
+    rows = np.asarray(clicks).reshape(-1, np.asarray(clicks).shape[-1])
+    if rows.shape[-1] != 3:
+        raise InputError(f"clicks: rows must be (x, y, label), got {rows.shape[-1]} values per row")
+    n = np.asarray(clicks).shape[-2]
+    for i, (x, y, label) in enumerate(rows.tolist()):
+        if label not in (POSITIVE, NEGATIVE, PADDING):
+            raise InputError(f"clicks: row {i % n} has label {label}; use 1 (positive), 0 (negative) or -1 (padding)")
+        if label != PADDING and not (0 <= x < size and 0 <= y < size):
+            raise InputError(f"clicks: row {i % n} at (x={x}, y={y}) is outside the {size}x{size} image")
+        if i % n == 0 and label != POSITIVE:
+            raise InputError("clicks: row 0 must be the first positive click (label 1)")
+
+
+def pack_clicks(clicks: Sequence[tuple[int, int, bool]], max_clicks: int) -> np.ndarray:
+    """[(x, y, is_positive), ...] in network pixels -> int32 [1, max_clicks, 3], padded with -1 rows."""
+    if not clicks:
+        raise InputError("clicks: at least one click is needed")
+    if len(clicks) > max_clicks:
+        raise InputError(f"clicks: {len(clicks)} clicks given, the bundle takes at most {max_clicks}")
+    out = np.zeros((1, max_clicks, 3), dtype=np.int32)
+    out[0, :, 2] = PADDING
+    for i, (x, y, positive) in enumerate(clicks):
+        out[0, i] = (int(x), int(y), POSITIVE if positive else NEGATIVE)
+    return out
+
+
+def build_segmenter(cfg: SegmenterConfig) -> Segmenter:
+    return Segmenter(cfg)
