@@ -58,6 +58,13 @@ class Predictor:
         self._hw = image.shape[:2]
         self._image = torch.from_numpy(resize_image(image, self.size)).unsqueeze(0)
 
+    @property
+    def network_image(self) -> np.ndarray:
+        """The photo as the network sees it: uint8 [1, S, S, 3] (the bundle's `image` input)."""
+        if self._image is None:
+            raise InputError("Predictor: call set_image(image) first")
+        return self._image.numpy()
+
     @torch.no_grad()
     def predict(self, clicks: Sequence[Click], prev_mask: np.ndarray | None = None) -> np.ndarray:
         if self._image is None:

@@ -62,15 +62,16 @@ class Segmenter(nn.Module):
         self.prior = build_prior(cfg.prior) if cfg.prior is not None else None
         self.msfnet = build_msfnet(cfg.msfnet)
         self.clicks = ClickEncoder(cfg.input_size, cfg.input_size, cfg.click_radius)
-        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        # (x / 255 - mean) / std folded into one multiply-add
+        std = torch.tensor(IMAGENET_STD).view(1, 1, 1, 3)
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 1, 1, 3)
+        # (x / 255 - mean) / std folded into one multiply-add, applied in NHWC so that the exported
+        # graph normalizes the input where it arrives (onnx2tf then needs no transpose at the input)
         self.register_buffer("pixel_scale", 1.0 / (255.0 * std), persistent=False)
         self.register_buffer("pixel_shift", -mean / std, persistent=False)
 
     def forward(self, image: torch.Tensor, clicks: torch.Tensor, prev_mask: torch.Tensor) -> torch.Tensor:
         self._check(image, clicks, prev_mask)
-        x = image.permute(0, 3, 1, 2).to(torch.float32) * self.pixel_scale + self.pixel_shift
+        x = (image.to(torch.float32) * self.pixel_scale + self.pixel_shift).permute(0, 3, 1, 2)
         first_disk, click_maps = self.clicks(clicks)
         guidance = first_disk if self.prior is None else self.prior(x, first_disk)
         maps = torch.cat([click_maps, prev_mask.permute(0, 3, 1, 2)], dim=1)

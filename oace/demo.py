@@ -42,20 +42,28 @@ def overlay(image: np.ndarray, prob: np.ndarray, clicks: list[tuple[float, float
     return img
 
 
-def run_demo(out_dir: str | Path, checkpoint: str | Path | None = None) -> dict[str, Any]:
-    from model.predictor import Predictor
-    from model.registry import build_model, load_model
+def run_demo(
+    out_dir: str | Path,
+    checkpoint: str | Path | None = None,
+    *,
+    model_name: str = "segmenter",
+    export: bool = True,
+    calib: str = "embedded",
+    calib_count: int = 100,
+) -> dict[str, Any]:
+    """Build (or load) the segmenter, segment the sample photo, and (export=True) export the fp32 +
+    int8 bundle with the calibration default, verified, running the int8 file on the same photo."""
+    from model.predictor import Predictor, resize_prob, to_network_xy
+    from model.segmenter import pack_clicks
     from model.summary import summarize
+    from oace.commands.export import load_segmenter
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    if checkpoint is None:
-        model, weights = build_model("segmenter", seed=0), UNTRAINED
-    else:
-        model = load_model(checkpoint)
-        weights = f"checkpoint {checkpoint} ({model.checkpoint_meta.get('weights', 'no description')})"
+    model, weights, version = load_segmenter(str(checkpoint) if checkpoint else None, model_name)
     build_s = time.perf_counter() - t0
+    untrained = checkpoint is None
 
     image = sample_image()
     clicks = [(*SAMPLE_CLICK, True)]
@@ -64,35 +72,78 @@ def run_demo(out_dir: str | Path, checkpoint: str | Path | None = None) -> dict[
     predictor.set_image(image)
     prob = predictor.predict(clicks)
     infer_ms = (time.perf_counter() - t0) * 1e3
-
-    overlay_path = out / "overlay.png"
-    with atomic_path(overlay_path) as tmp:
+    outputs = {"overlay": str(out / "overlay.png")}
+    with atomic_path(out / "overlay.png") as tmp:
         overlay(image, prob, clicks).save(tmp, format="PNG")
 
-    summaries = [summarize(name) for name in ("prior", "msfnet", "segmenter")]
-    report = {
+    names = ("prior", "msfnet", "segmenter") if model_name == "segmenter" and checkpoint is None else ()
+    summaries = [summarize(name) for name in names]
+    report: dict[str, Any] = {
         "weights": weights,
-        "untrained": checkpoint is None,
+        "untrained": untrained,
         "image": {"source": "skimage.data.astronaut", "shape": list(image.shape)},
         "clicks": [{"x": x, "y": y, "positive": p} for x, y, p in clicks],
         "mask_fraction": float((prob > 0.5).mean()),
         "prob_range": [float(prob.min()), float(prob.max())],
         "timings": {"build_s": round(build_s, 3), "torch_inference_ms": round(infer_ms, 1)},
         "models": {s.name: s.to_json() for s in summaries},
-        "outputs": {"overlay": str(overlay_path)},
-        **provenance(),
+        "outputs": outputs,
     }
+
+    export_md = ""
+    if export:
+        from calibration_data import build_calibration_set
+        from export.pipeline import export_bundle
+        from oace.litert import SegmentRunner
+
+        calibration = build_calibration_set(calib, count=calib_count, seed=0, force=True)
+        result = export_bundle(model, out, calibration=calibration, precisions=("fp32", "int8"),
+                               model_version=version, weights=weights)
+        runner = SegmentRunner(out / "oace_segmenter_int8.tflite", num_threads=2)
+        h, w = image.shape[:2]
+        net = [(*to_network_xy(x, y, w, h, model.cfg.input_size), p) for x, y, p in clicks]
+        t0 = time.perf_counter()
+        mask512 = runner(predictor.network_image, pack_clicks(net, model.cfg.max_clicks),
+                         np.zeros((1, model.cfg.input_size, model.cfg.input_size, 1), np.float32))
+        report["timings"]["int8_first_inference_ms"] = round((time.perf_counter() - t0) * 1e3, 1)
+        prob8 = resize_prob(mask512[0, :, :, 0], w, h)
+        with atomic_path(out / "overlay_int8.png") as tmp:
+            overlay(image, prob8, clicks).save(tmp, format="PNG")
+        outputs["overlay_int8"] = str(out / "overlay_int8.png")
+        report["export"] = {k: {"path": str(a.path), "bytes": a.bytes, "sha256": a.sha256} for k, a in result.artifacts.items()}
+        report["calibration"] = result.report["calibration"]
+        report["parity"] = result.report["parity"]
+        rows = [(k, Path(a.path).name, f"{a.bytes / 1e6:.2f}") for k, a in result.artifacts.items() if k in ("fp32", "int8")]
+        warning = result.report["calibration"].get("warning")
+        export_md = (
+            "\n## Bundle\n\n" + (f"**{warning}**\n\n" if warning else "")
+            + markdown_table(["precision", "file", "MB"], rows)
+            + "\nParity (held-out samples): "
+            + "; ".join(f"{p['candidate']} vs {p['reference']} max abs {p['max_abs']:.1e}, mask IoU {p['mask_iou']:.3f}"
+                        for p in result.report["parity"] if p["reference"] != "torch" or p["candidate"] in ("onnx", "fp32"))
+            + f"\n\nFull export report: `{out / 'export_report.md'}`\n"
+        )
+
+    report.update(provenance())
     table = markdown_table(
         ["network", "params (M)", "GMACs @512", "what"],
         [(s.name, f"{s.params / 1e6:.3f}", f"{s.macs / 1e9:.2f}", s.summary) for s in summaries],
-    )
+    ) if summaries else ""
+    next_cmds = (
+        "\n## Next\n\n"
+        f"- evaluate: `oace eval --model {out / 'oace_segmenter_int8.tflite'} --dataset grabcut --data-root ../shared/data`\n"
+        f"- benchmark on this host: `oace bench --host {out / 'oace_segmenter_int8.tflite'}`\n"
+        f"- on a phone: `oace bench --device auto {out / 'oace_segmenter_int8.tflite'} --benchmark-binary PATH`\n"
+        "- export with COCO calibration: `oace export --checkpoint CKPT --calib ../shared/data/coco128-seg`\n"
+    ) if export else ""
     md = (
         "# oace demo\n\n"
-        + (f"**{UNTRAINED}.**\n\n" if checkpoint is None else f"Weights: {weights}\n\n")
+        + (f"**{UNTRAINED}.**\n\n" if untrained else f"Weights: {weights}\n\n")
         + table
         + f"\nOne positive click at {SAMPLE_CLICK} on `skimage.data.astronaut` ({image.shape[1]}x{image.shape[0]}); "
         f"PyTorch fp32 inference {infer_ms:.0f} ms on this host; {100 * report['mask_fraction']:.1f}% of pixels "
         f"above 0.5.\n\n![overlay](overlay.png)\n"
+        + export_md + next_cmds
     )
     write_report(out, "demo", report, md)
     report["markdown"] = md

@@ -17,7 +17,8 @@ def test_models_json_reports_params_and_macs_within_budget(capsys):
     assert 4.94e6 <= data["prior"]["params"] <= 5.46e6
     assert 9.5e6 <= data["msfnet"]["params"] <= 10.5e6
     assert data["segmenter"]["params"] == data["prior"]["params"] + data["msfnet"]["params"]
-    assert data["segmenter"]["macs"] == data["prior"]["macs"] + data["msfnet"]["macs"]
+    click_encoding = 3 * 512 * 512 * 96  # one matrix product, see model/click_maps.py
+    assert data["segmenter"]["macs"] == data["prior"]["macs"] + data["msfnet"]["macs"] + click_encoding
     assert all(v["input"] == "512x512" for k, v in data.items() if k != "segmenter_tiny")
     assert {"msfnet_disk", "baseline", "segmenter_disk", "segmenter_baseline"} <= set(data)
 
@@ -40,9 +41,9 @@ def test_unbuilt_stages_say_so_and_exit_2(capsys, stage, issue):
     assert err == f"oace {stage}: error: `oace {stage}` is not built yet in this version (tracked in issue #{issue})"
 
 
-def test_demo_writes_overlay_and_reports(tmp_path, capsys):
+def test_demo_without_export_writes_overlay_and_reports(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out)]) == 0
+    assert main(["demo", "--out", str(out), "--no-export"]) == 0
     report = json.loads((out / "demo.json").read_text())
     assert report["untrained"] is True and "UNTRAINED" in report["weights"]
     assert report["models"]["segmenter"]["params"] > 15e6
@@ -52,6 +53,22 @@ def test_demo_writes_overlay_and_reports(tmp_path, capsys):
 
     assert Image.open(out / "overlay.png").size == (512, 512)
     assert "UNTRAINED" in capsys.readouterr().out
+    assert not list(out.glob("*.tflite"))
+
+
+@pytest.mark.slow
+def test_demo_exports_the_int8_bundle_and_says_the_calibration_is_not_coco(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--model", "segmenter_tiny"]) == 0
+    report = json.loads((out / "demo.json").read_text())
+    assert {"fp32", "int8", "onnx"} <= set(report["export"])
+    assert (out / "oace_segmenter_int8.tflite").stat().st_size == report["export"]["int8"]["bytes"]
+    assert report["calibration"]["is_coco"] is False and "NOT COCO" in report["calibration"]["warning"]
+    printed = capsys.readouterr().out
+    assert "NOT COCO" in printed and "oace bench --host" in printed
+    from PIL import Image
+
+    assert Image.open(out / "overlay_int8.png").size == (512, 512)
 
 
 def test_demo_with_a_corrupt_checkpoint_fails_in_one_line(tmp_path):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
-from model.click_maps import ClickEncoder
+from model.click_maps import ClickEncoder, disk_rectangles
 from model.segmenter import pack_clicks
 
 
@@ -49,10 +50,32 @@ def test_padding_rows_draw_nothing_and_a_negative_first_row_gives_no_prior_disk(
     assert maps[0, 0].sum() == 0 and np.array_equal(maps[0, 1].numpy(), brute_force_disk(64, 48, 10, 10, 5))
 
 
-def test_encoding_uses_only_integer_arithmetic_before_the_comparison():
+def test_encoding_uses_only_integer_arithmetic_for_distances():
     enc = ClickEncoder(512, 512, 5)
-    assert enc.grid_x.dtype == torch.int32 and enc.grid_y.dtype == torch.int32
-    # the farthest squared distance on a 512 grid would lose the r^2 = 25 boundary in 8-bit floats;
-    # in int32 a click at (511, 511) still draws its exact quarter disk
-    disks = enc.disks(torch.tensor([[[511, 511, 1]]], dtype=torch.int32))
-    assert disks.sum() == 26
+    assert {enc.grid_x.dtype, enc.grid_y.dtype, enc.rect_dx2.dtype, enc.rect_dy2.dtype} == {torch.int32}
+    # the farthest corner still draws its exact quarter disk: no float squared distance to collapse
+    first, _ = enc(torch.tensor([[[511, 511, 1]]], dtype=torch.int32))
+    assert first.sum() == 26
+
+
+@pytest.mark.parametrize("radius,expected", [(5, [(0, 5), (3, 4), (4, 3), (5, 0)]), (1, [(0, 1), (1, 0)]), (0, [(0, 0)])])
+def test_disk_is_the_union_of_these_rectangles(radius, expected):
+    assert disk_rectangles(radius) == expected
+
+
+@pytest.mark.parametrize("radius", [1, 3, 5, 7, 12])
+def test_rectangle_union_equals_the_brute_force_disk_for_random_clicks(radius):
+    rng = np.random.default_rng(radius)
+    h, w, n = 40, 56, 24
+    clicks = np.stack([rng.integers(-3, w + 3, (2, n)), rng.integers(-3, h + 3, (2, n)), rng.integers(-1, 2, (2, n))], -1)
+    clicks[:, 0, 2] = 1
+    first, maps = ClickEncoder(h, w, radius)(torch.from_numpy(clicks.astype(np.int32)))
+    for b in range(2):
+        want = [np.zeros((h, w), np.float32) for _ in range(3)]
+        for i, (x, y, label) in enumerate(clicks[b]):
+            disk = brute_force_disk(h, w, x, y, radius)
+            channel = 0 if (i == 0 and label == 1) else 1 if label == 1 else 2 if label == 0 else None
+            if channel is not None:
+                want[channel] = np.maximum(want[channel], disk)
+        assert np.array_equal(first[b, 0].numpy(), want[0])
+        assert np.array_equal(maps[b, 0].numpy(), want[1]) and np.array_equal(maps[b, 1].numpy(), want[2])

@@ -1,11 +1,40 @@
-"""`oace quantize`: Quantize to an int8 TFLite bundle."""
+"""`oace quantize`: a float SavedModel (from `oace export`) -> an int8 / int16x8 / dynamic-range TFLite."""
 
 from __future__ import annotations
 
 import argparse
 
-from oace.commands._stub import register_stub
+from oace.commands.export import add_calibration_arguments
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    register_stub(sub, "quantize", "Quantize to an int8 TFLite bundle", issue=4)
+    p = sub.add_parser("quantize", help="quantize an exported SavedModel to TFLite int8", description=__doc__)
+    p.add_argument("--saved-model", required=True, help="the saved_model/ folder `oace export` wrote")
+    p.add_argument("--out", required=True, help="output .tflite path")
+    p.add_argument("--mode", default="int8", choices=("int8", "int16x8", "dynamic_range"), help="default int8")
+    add_calibration_arguments(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from export.tflite_inspect import inspect_tflite, require_no_flex
+    from oace.errors import InputError
+    from quantize.int8 import quantize
+
+    if not (Path(args.saved_model) / "saved_model.pb").is_file():
+        raise InputError(f"{args.saved_model}: not a SavedModel folder (no saved_model.pb); run `oace export` first")
+    representative = None
+    if args.mode != "dynamic_range":
+        from calibration_data import build_calibration_set
+
+        calibration = build_calibration_set(args.calib, count=args.calib_count, seed=args.calib_seed, force=args.force_calib)
+        calibration.save_manifest(Path(args.out).parent)
+        representative = calibration.representative
+    art = quantize(args.saved_model, args.out, mode=args.mode, representative=representative)
+    contents = inspect_tflite(art.path)
+    require_no_flex(contents, art.path)
+    print(f"wrote {art.path} ({art.bytes / 1e6:.2f} MB, {art.seconds:.0f} s); ops computing in float: "
+          f"{', '.join(contents.float_ops) or 'none'}")
+    return 0

@@ -1,0 +1,184 @@
+"""The host benchmark: the LiteRT interpreter on this computer, labelled as host figures."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from android_bench.common import HOST_LABEL, aggregate, describe_model, fail, interpreter_class, new_report
+from android_bench.profiles import get_profile, verdict, with_targets
+from android_bench.report import write_bench_reports
+from oace.errors import InputError, ToolkitError
+
+
+def random_inputs(details: dict[str, dict[str, Any]], seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded random data of the right dtype/shape for each input; click-like int inputs get valid rows."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, d in details.items():
+        shape = [max(1, int(s)) for s in d["shape"]]
+        dtype = np.dtype(d["dtype"])
+        if dtype == np.uint8:
+            a = rng.integers(0, 256, size=shape, dtype=np.uint8)
+        elif dtype == np.int8:
+            a = rng.integers(-128, 128, size=shape, dtype=np.int8)
+        elif np.issubdtype(dtype, np.integer):
+            if len(shape) == 3 and shape[-1] == 3:  # clicks: (x, y, label) rows, padding label -1
+                a = np.zeros(shape, dtype=dtype)
+                a[..., 2] = -1
+                a[:, 0, 0] = rng.integers(0, 256, size=shape[0])
+                a[:, 0, 1] = rng.integers(0, 256, size=shape[0])
+                a[:, 0, 2] = 1
+            else:
+                a = rng.integers(0, 8, size=shape).astype(dtype)
+        elif dtype == np.bool_:
+            a = rng.integers(0, 2, size=shape).astype(np.bool_)
+        else:
+            a = rng.random(size=shape).astype(dtype)
+        out[name] = a
+    return out
+
+
+
+def _stats_ms(samples: Sequence[float]) -> dict[str, Any]:
+    a = np.asarray(samples, dtype=np.float64)
+    return {
+        "inference_avg_ms": round(float(a.mean()), 4),
+        "inference_p50_ms": round(float(np.percentile(a, 50)), 4),
+        "inference_p90_ms": round(float(np.percentile(a, 90)), 4),
+        "inference_std_ms": round(float(a.std()), 4),
+        "inference_min_ms": round(float(a.min()), 4),
+        "inference_max_ms": round(float(a.max()), 4),
+        "runs": int(a.size),
+    }
+
+
+def _host_facts() -> dict[str, Any]:
+    cpu = platform.processor() or None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"machine": platform.machine(), "system": platform.system(), "cpu": cpu, "cores": os.cpu_count()}
+
+
+def _one_host_config(model: Path, threads: int, warmup: int, runs: int, seed: int, progress: bool) -> dict[str, Any]:
+    Interpreter, runtime = interpreter_class()
+    t0 = time.perf_counter()
+    data = model.read_bytes()
+    t1 = time.perf_counter()
+    interp = Interpreter(model_content=data, num_threads=threads)
+    t2 = time.perf_counter()
+    interp.allocate_tensors()
+    t3 = time.perf_counter()
+    sigs = interp.get_signature_list()
+    if sigs:
+        key = next(iter(sigs))
+        runner = interp.get_signature_runner(key)
+        inputs = random_inputs(runner.get_input_details(), seed)
+
+        def call() -> None:
+            runner(**inputs)
+
+        addressing = f"signature runner '{key}'"
+    else:
+        details = interp.get_input_details()
+        inputs = random_inputs({d["name"]: d for d in details}, seed)
+        index = {d["name"]: d["index"] for d in details}
+        outs = interp.get_output_details()
+
+        def call() -> None:
+            for n, a in inputs.items():
+                interp.set_tensor(index[n], a)
+            interp.invoke()
+            for o in outs:
+                interp.get_tensor(o["index"])
+
+        addressing = "input/output details (no signature)"
+    warm = []
+    for _ in range(max(1, warmup)):
+        s = time.perf_counter()
+        call()
+        warm.append((time.perf_counter() - s) * 1000)
+    samples = []
+    for _ in tqdm(range(runs), desc=f"host {threads} thread(s)", unit="run", disable=not progress, leave=False):
+        s = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - s) * 1000)
+    res = {
+        "status": "ok",
+        "read_ms": round((t1 - t0) * 1000, 4),
+        "build_ms": round((t2 - t1) * 1000, 4),
+        "allocate_ms": round((t3 - t2) * 1000, 4),
+        "init_ms": round((t3 - t0) * 1000, 4),
+        "first_inference_ms": round(warm[0], 4),
+        "warmup_avg_ms": round(float(np.mean(warm)), 4),
+        "warmup_runs": len(warm),
+        **_stats_ms(samples),
+        "samples_ms": [round(x, 4) for x in samples],
+        "runtime": runtime,
+        "addressing": addressing,
+        "delegate": None,
+        "delegation": "none",
+    }
+    return res
+
+
+def bench_host(
+    model: str | os.PathLike,
+    *,
+    threads: Sequence[int] = (1, 2),
+    warmup: int = 5,
+    runs: int = 30,
+    seed: int = 0,
+    out: str | os.PathLike = "runs/bench",
+    profile: str | None = None,
+    target_load_ms: float | None = None,
+    target_inference_ms: float | None = None,
+    preprocess_ms: float | None = None,
+    progress: bool = True,
+    argv: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Benchmark a .tflite with the LiteRT interpreter on this computer, for each thread count.
+
+    load = model read + interpreter build + allocate_tensors; inference = one signature-runner call
+    (input copy-in, invoke, output copy-out), `warmup` calls then `runs` timed calls.
+    """
+    if runs < 1 or warmup < 0 or not threads or any(t < 1 for t in threads):
+        raise InputError("host bench needs runs >= 1, warmup >= 0 and thread counts >= 1")
+    model_info = describe_model(model)
+    prof = with_targets(get_profile(profile), target_load_ms, target_inference_ms)
+    report = new_report("host", model_info, prof, argv)
+    report["label"] = HOST_LABEL
+    report["host"] = _host_facts()
+    report["settings"] = {"threads": list(threads), "warmup": warmup, "runs": runs, "seed": seed,
+                          "preprocess_ms": preprocess_ms}
+    out_dir = Path(out)
+    try:
+        for t in threads:
+            name = f"host-cpu-{t}t"
+            res = _one_host_config(Path(model), t, warmup, runs, seed, progress)
+            cfg = {"name": name, "delegate": "cpu", "threads": t, "repeats": [res], "aggregate": aggregate([res])}
+            cfg["verdict"] = verdict(
+                cfg["aggregate"]["init_ms"], cfg["aggregate"]["inference_avg_ms"], prof,
+                preprocessing_in_graph=model_info.get("preprocessing_in_graph"), preprocess_ms=preprocess_ms,
+            )
+            cfg["verdict"]["scope"] = "host check only: the targets apply to the phone"
+            report["configurations"].append(cfg)
+            write_bench_reports(report, out_dir)
+    except ToolkitError as exc:
+        return fail(report, out_dir, str(exc))
+    except Exception as exc:  # noqa: BLE001 - the interpreter raises plain RuntimeError/ValueError
+        return fail(report, out_dir, f"host interpreter failed on {model}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    report["status"] = "ok"
+    write_bench_reports(report, out_dir)
+    return report

@@ -1,0 +1,43 @@
+"""Parity between the forms of one model: max/mean absolute error and mask IoU on real samples."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Sequence
+
+import numpy as np
+
+Predict = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (image, clicks, prev) -> mask [1,S,S,1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Parity:
+    reference: str
+    candidate: str
+    samples: int
+    max_abs: float
+    mean_abs: float
+    mask_iou: float  # mean over samples of IoU(prob > 0.5); two empty masks agree (1.0)
+    min_mask_iou: float
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray, threshold: float = 0.5) -> float:
+    ma, mb = a > threshold, b > threshold
+    union = np.logical_or(ma, mb).sum()
+    return 1.0 if union == 0 else float(np.logical_and(ma, mb).sum() / union)
+
+
+def compare(reference: str, ref_outputs: Sequence[np.ndarray], candidate: str, outputs: Sequence[np.ndarray]) -> Parity:
+    diffs = [np.abs(a.astype(np.float64) - b.astype(np.float64)) for a, b in zip(ref_outputs, outputs)]
+    ious = [mask_iou(a, b) for a, b in zip(ref_outputs, outputs)]
+    return Parity(
+        reference, candidate, len(diffs), float(max(d.max() for d in diffs)), float(np.mean([d.mean() for d in diffs])),
+        float(np.mean(ious)), float(min(ious)),
+    )
+
+
+def run_all(predict: Predict, samples: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    return [predict(image, clicks, prev) for image, clicks, prev in samples]

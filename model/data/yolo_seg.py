@@ -1,0 +1,82 @@
+"""YOLO segmentation polygons (Ultralytics, as coco128-seg): `images/<split>/*.jpg`, `labels/<split>/*.txt`.
+
+Each label line is `class x1 y1 x2 y2 ...` with coordinates normalized to 0..1; one sample per line.
+Polygons are rasterized as COCO polygons (pycocotools), in pixel units x*W, y*H. Images without a label file hold no
+object and are skipped; label files without an image are skipped too; both are counted in `notes`.
+`split=None` pairs `images/` with `labels/` directly, or their single shared subfolder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from oace.errors import InputError
+from model.data.coco_json import decode_segmentation
+from model.data.base import SegDataset, Sample, list_images, make_sample, read_rgb
+
+
+def parse_label_line(line: str, where: str) -> tuple[int, np.ndarray]:
+    parts = line.split()
+    try:
+        cls = int(float(parts[0]))
+        coords = np.array([float(v) for v in parts[1:]], dtype=np.float64)
+    except (ValueError, IndexError):
+        raise InputError(f"{where}: not a `class x1 y1 x2 y2 ...` line") from None
+    if coords.size < 6 or coords.size % 2:
+        raise InputError(f"{where}: a polygon needs >= 3 (x, y) pairs, got {coords.size} numbers")
+    if coords.min() < -0.01 or coords.max() > 1.01:
+        raise InputError(f"{where}: coordinates must be normalized to 0..1")
+    return cls, coords.reshape(-1, 2)
+
+
+def rasterize_polygon(points: np.ndarray, height: int, width: int, where: str = "polygon") -> np.ndarray:
+    """Normalized (x, y) polygon -> bool HxW, rasterized as COCO polygons are (pycocotools)."""
+    flat = (points * np.array([width, height], dtype=np.float64)).reshape(-1).tolist()
+    return decode_segmentation([flat], height, width, where)
+
+
+class YoloSegDataset(SegDataset):
+    name = "yolo_seg"
+
+    def __init__(self, root: str | Path, split: str | None = None) -> None:
+        super().__init__(root)
+        img_root, lbl_root = self.root / "images", self.root / "labels"
+        if split is None:
+            subs = [p.name for p in img_root.iterdir() if p.is_dir()] if img_root.is_dir() else []
+            split = subs[0] if len(subs) == 1 and (lbl_root / subs[0]).is_dir() else ""
+        img_dir, lbl_dir = img_root / split, lbl_root / split
+        if not lbl_dir.is_dir():
+            raise InputError(f"{lbl_dir}: label folder not found (YOLO-seg layout: images/<split>, labels/<split>)")
+        images = list_images(img_dir)
+        stems = {p.stem for p in images}
+        no_label = 0
+        for img in images:
+            lbl = lbl_dir / f"{img.stem}.txt"
+            if not lbl.is_file():
+                no_label += 1
+                continue
+            for n, line in enumerate(lbl.read_text().splitlines(), start=1):
+                if line.strip():
+                    parse_label_line(line, f"{lbl}:{n}")
+                    self.items.append((img, lbl, n))
+        orphans = sum(1 for p in lbl_dir.glob("*.txt") if p.stem not in stems)
+        if no_label:
+            self.notes.append(f"{no_label} images without a label file (no objects) skipped")
+        if orphans:
+            self.notes.append(f"{orphans} label files without an image skipped")
+        if not self.items:
+            raise InputError(f"{lbl_dir}: no polygons found")
+
+    def _files(self, item: tuple[Path, Path, int]) -> Sequence[Path]:
+        return item[:2]
+
+    def _load(self, item: tuple[Path, Path, int]) -> Sample:
+        img_path, lbl_path, line_no = item
+        image = read_rgb(img_path)
+        where = f"{lbl_path}:{line_no}"
+        _, pts = parse_label_line(lbl_path.read_text().splitlines()[line_no - 1], where)
+        mask = rasterize_polygon(pts, image.shape[0], image.shape[1], where)
+        return make_sample(image, mask, None, f"{img_path.stem}_{line_no}", img_path, where)

@@ -1,0 +1,248 @@
+"""The export pipeline: torch -> ONNX -> onnx2tf -> TFLite fp32/fp16/int8, verified.
+
+The tiny segmenter (same graph, tiny widths) runs the real pipeline once per module (about a
+minute); the full-size segmenter runs end to end in the slow test.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from export.pipeline import export_bundle
+from export.tflite_inspect import TFLiteContents, inspect_tflite, require_no_flex
+from model.registry import build_model, save_checkpoint
+from oace.artifacts import sha256_file
+from oace.errors import ToolkitError
+from oace.litert import SegmentRunner
+from quantize.int8 import quantize
+
+COCO128 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coco128-seg"
+
+
+def small_calibration(tmp: Path, n: int = 24):
+    """A real (synthetic-image) calibration set from the folder source: seeded shapes on noise."""
+    from PIL import Image
+
+    from calibration_data import build_calibration_set
+
+    rng = np.random.default_rng(0)
+    (tmp / "images").mkdir(parents=True)
+    (tmp / "masks").mkdir()
+    for i in range(n):
+        h, w = rng.integers(200, 400, 2)
+        img = rng.integers(0, 120, (h, w, 3), dtype=np.uint8)
+        mask = np.zeros((h, w), np.uint8)
+        y0, x0 = rng.integers(10, h // 2), rng.integers(10, w // 2)
+        mask[y0 : y0 + h // 3, x0 : x0 + w // 3] = 255
+        img[mask > 0] = rng.integers(130, 255, 3, dtype=np.uint8)
+        Image.fromarray(img).save(tmp / "images" / f"s{i:02d}.jpg")
+        Image.fromarray(mask).save(tmp / "masks" / f"s{i:02d}.png")
+    return build_calibration_set(tmp, count=n, held_out=4, force=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("export")
+    calibration = small_calibration(tmp / "calib")
+    model = build_model("segmenter_tiny", seed=0).eval()
+    result = export_bundle(model, tmp / "out", calibration=calibration, extra_modes=("dynamic_range",),
+                           weights="UNTRAINED seeded tiny", model_version="tiny-test")
+    return result, calibration, model
+
+
+def test_every_file_lands_with_its_honest_name(tiny_export):
+    result, _, _ = tiny_export
+    names = sorted(p.name for p in result.out_dir.iterdir())
+    for expected in ("oace_segmenter.onnx", "oace_segmenter_fp32.tflite", "oace_segmenter_fp16.tflite",
+                     "oace_segmenter_int8.tflite", "oace_segmenter_dynamic_range.tflite", "oace_segmenter_int8.json",
+                     "export_report.json", "export_report.md", "calibration_manifest.json", "saved_model"):
+        assert expected in names, names
+    assert not [n for n in names if n.endswith(".tmp") or n.startswith(".")]  # no temp files left behind
+    sizes = {k: a.bytes for k, a in result.artifacts.items()}
+    assert sizes["int8"] < sizes["fp16"] < sizes["fp32"]
+    assert sizes["dynamic_range"] < sizes["fp32"]
+
+
+def test_int8_bundle_keeps_the_app_contract(tiny_export):
+    result, _, _ = tiny_export
+    runner = SegmentRunner(result.out_dir / "oace_segmenter_int8.tflite")
+    assert runner.signature == "segment" and runner.output_name == "mask"
+    dtypes = {k: (v["dtype"].__name__, list(v["shape"])) for k, v in runner.input_details.items()}
+    assert dtypes == {"image": ("uint8", [1, 512, 512, 3]), "clicks": ("int32", [1, 24, 3]),
+                      "prev_mask": ("float32", [1, 512, 512, 1])}
+    out = runner.runner.get_output_details()["mask"]
+    assert out["dtype"].__name__ == "float32" and list(out["shape"]) == [1, 512, 512, 1]
+
+
+def test_parity_numbers_are_within_tolerance(tiny_export):
+    result, _, _ = tiny_export
+    by_pair = {(p.reference, p.candidate): p for p in result.parity}
+    assert by_pair[("torch", "onnx")].max_abs < 1e-5
+    assert by_pair[("torch", "fp32")].max_abs < 1e-5
+    assert by_pair[("fp32", "fp16")].max_abs < 1e-3
+    assert by_pair[("fp32", "int8")].max_abs < 0.05
+    assert by_pair[("fp32", "int8")].samples == 4
+    report = json.loads((result.out_dir / "export_report.json").read_text())
+    assert report["status"] == "ok" and report["parity"][0]["candidate"] == "onnx"
+
+
+def test_int8_computes_in_integers_except_the_documented_float_ops(tiny_export):
+    result, _, _ = tiny_export
+    contents = inspect_tflite(result.out_dir / "oace_segmenter_int8.tflite")
+    assert contents.flex_ops == []
+    # click-encoding matmul (float by design) and the prior's L2 normalization; every conv is int8
+    assert set(contents.float_ops) <= {"BATCH_MATMUL", "SQUARE", "SQRT", "MAXIMUM", "DIV", "SUM"}
+    assert contents.float_ops.get("BATCH_MATMUL") == 1
+    assert contents.op_counts["CONV_2D"] > 100 and "CONV_2D" not in contents.float_ops
+
+
+def click_maps_inside(path: Path, clicks: np.ndarray, image: np.ndarray, prev: np.ndarray) -> np.ndarray:
+    """Run a bundle keeping every intermediate tensor; return the click encoding's 0/1 maps
+    (the output of its single GREATER op) as [3, H, W]."""
+    from ai_edge_litert.interpreter import Interpreter
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    graph = model.subgraphs[0]
+    greater = [op for op in graph.operators
+               if max(model.operatorCodes[op.opcodeIndex].builtinCode, model.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode)
+               == schema.BuiltinOperator.GREATER]
+    assert len(greater) == 1
+    interp = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True)
+    interp.allocate_tensors()
+    runner = interp.get_signature_runner("segment")
+    runner(image=image, clicks=clicks, prev_mask=prev)
+    maps = interp.get_tensor(greater[0].outputs[0])
+    return maps.reshape(3, 512, 512) if maps.shape[1] == 3 else np.moveaxis(maps.reshape(512, 512, 3), -1, 0)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_click_encoding_inside_the_bundle_is_exact(tiny_export, precision):
+    """The disks inside the exported file equal the PyTorch encoding pixel for pixel, int8 included."""
+    import torch
+
+    from model.click_maps import ClickEncoder
+    from model.segmenter import pack_clicks
+
+    result, calibration, _ = tiny_export
+    s = calibration.held_out[0]
+    clicks = pack_clicks([(200, 200, True), (206, 330, True), (0, 511, False), (37, 90, False)], 24)
+    got = click_maps_inside(result.out_dir / f"oace_segmenter_{precision}.tflite", clicks, s.image[None], s.prev_mask[None])
+    first, follow = ClickEncoder(512, 512, 5)(torch.from_numpy(clicks))
+    want = torch.cat([first, follow], dim=1)[0].numpy()
+    assert want.sum() == 81 + 81 + (26 + 81)  # first disk, follow-up disk, negatives: a corner quarter + a disk
+    assert np.array_equal(got.astype(bool), want.astype(bool))
+
+
+def test_metadata_describes_the_file(tiny_export):
+    result, _, _ = tiny_export
+    meta = json.loads((result.out_dir / "oace_segmenter_int8.json").read_text())
+    assert meta["sha256"] == sha256_file(result.out_dir / "oace_segmenter_int8.tflite")
+    assert meta["signature"] == "segment" and meta["precision"] == "int8"
+    assert meta["inputs"]["clicks"]["shape"] == [1, 24, 3] and meta["outputs"]["mask"]["dtype"] == "float32"
+    assert meta["in_graph_preprocessing"]["normalization"]["mean"] == [0.485, 0.456, 0.406]
+
+
+def test_same_inputs_give_the_same_int8_file(tiny_export, tmp_path):
+    result, calibration, _ = tiny_export
+    a = quantize(result.out_dir / "saved_model", tmp_path / "a.tflite", representative=calibration.representative)
+    b = quantize(result.out_dir / "saved_model", tmp_path / "b.tflite", representative=calibration.representative)
+    assert a.sha256 == b.sha256 == sha256_file(result.out_dir / "oace_segmenter_int8.tflite")
+
+
+def test_a_failed_quantization_leaves_no_file(tiny_export, tmp_path):
+    result, _, _ = tiny_export
+
+    def broken():
+        yield {"image": np.zeros((1, 512, 512, 3), np.uint8)}  # missing inputs: the converter fails
+        raise RuntimeError("calibration source vanished")
+
+    target = tmp_path / "oace_segmenter_int8.tflite"
+    with pytest.raises(Exception):
+        quantize(result.out_dir / "saved_model", target, representative=broken)
+    assert not target.exists() and not list(tmp_path.iterdir())
+
+
+def test_int8_below_the_iou_threshold_fails_after_writing_the_report(tiny_export, tmp_path):
+    _, calibration, model = tiny_export
+    with pytest.raises(ToolkitError, match=r"int8 mask IoU vs fp32 is .* < 1.01 .*per-channel"):
+        export_bundle(model, tmp_path / "x", calibration=calibration, precisions=("fp32", "int8"), min_int8_iou=1.01,
+                      weights="UNTRAINED")
+    assert json.loads((tmp_path / "x" / "export_report.json").read_text())["status"] == "failed"
+
+
+def test_flex_ops_are_detected_and_refused(tmp_path):
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([4, 4], tf.float32)])
+    def invert(x):
+        return tf.linalg.inv(x)  # no TFLite builtin: converts only as the Select-TF op FlexMatrixInverse
+
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([invert.get_concrete_function()], invert)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    path = tmp_path / "flex.tflite"
+    path.write_bytes(conv.convert())
+    contents = inspect_tflite(path)
+    assert contents.flex_ops == ["FlexMatrixInverse"]
+    with pytest.raises(ToolkitError, match="Select-TF \\(Flex\\) ops FlexMatrixInverse"):
+        require_no_flex(contents, path)
+    require_no_flex(TFLiteContents({}, {"CONV_2D": 1}, {}, []), path)  # a clean file passes
+
+
+def test_unknown_precision_and_non_segmenter_are_refused(tiny_export, tmp_path):
+    _, calibration, model = tiny_export
+    with pytest.raises(ToolkitError, match="unknown precision/variant bf16"):
+        export_bundle(model, tmp_path, calibration=calibration, precisions=("bf16",))
+    with pytest.raises(ToolkitError, match="needs a Segmenter"):
+        export_bundle(build_model("prior"), tmp_path, calibration=calibration)
+
+
+def test_cli_export_with_too_few_calibration_images_fails_in_one_line(tmp_path, capsys):
+    from oace.cli import main
+
+    ckpt = save_checkpoint(build_model("segmenter_tiny"), tmp_path / "tiny.pt")
+    calib = tmp_path / "calib"
+    small_calibration(calib, n=6)
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "o"), "--calib", str(calib)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "calibration needs >= 100" in err and "\n" not in err
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").glob("*.tflite"))
+
+
+@pytest.mark.slow
+def test_full_size_segmenter_exports_to_an_int8_bundle_end_to_end(tmp_path):
+    if not COCO128.is_dir():
+        pytest.skip(f"{COCO128} absent")
+    from calibration_data import build_calibration_set
+
+    calibration = build_calibration_set(COCO128, count=100, held_out=4)
+    model = build_model("segmenter", seed=0).eval()
+    result = export_bundle(model, tmp_path, calibration=calibration, precisions=("fp32", "int8"), weights="UNTRAINED")
+    int8 = result.artifacts["int8"]
+    params = sum(p.numel() for p in model.parameters())
+    assert 0.95 < int8.bytes / params < 1.25  # ~1.09 bytes per parameter: about 16 MB for 15.1M params
+    assert int8.bytes < result.artifacts["fp32"].bytes / 3
+    runner = SegmentRunner(int8.path)
+    assert runner.signature == "segment" and set(runner.input_details) == {"image", "clicks", "prev_mask"}
+    pairs = {(p.reference, p.candidate): p for p in result.parity}
+    assert pairs[("torch", "fp32")].max_abs < 1e-4
+    assert pairs[("fp32", "int8")].max_abs < 0.1
+    assert result.report["calibration"]["is_coco"] is True
+
+
+@pytest.mark.parametrize("precision,tolerance", [("fp32", 1e-5), ("int8", 0.02)])
+def test_tflite_runtime_fallback_runs_the_bundle_like_litert(tiny_export, precision, tolerance):
+    result, calibration, _ = tiny_export
+    path = result.out_dir / f"oace_segmenter_{precision}.tflite"
+    litert = SegmentRunner(path, prefer="ai-edge-litert")
+    fallback = SegmentRunner(path, prefer="tflite-runtime")
+    assert (litert.runtime, fallback.runtime) == ("ai-edge-litert", "tflite-runtime")
+    s = calibration.held_out[1]
+    a = litert(s.image[None], s.clicks[None], s.prev_mask[None])
+    b = fallback(s.image[None], s.clicks[None], s.prev_mask[None])
+    assert np.abs(a - b).max() < tolerance
