@@ -81,7 +81,7 @@ def export_bundle(
     samples = _samples(calibration, verify_samples)
     if not samples:
         raise ToolkitError("calibration set has no held-out samples to verify the export on")
-    calib_info = calibration.manifest.summary() if hasattr(calibration.manifest, "summary") else None
+    calib_info = calibration.summary()
     calibration.save_manifest(out)
 
     steps = ["onnx", "saved_model", *precisions, *extra_modes]
@@ -135,8 +135,7 @@ def export_bundle(
 
 def _report(model, out, artifacts, contents, parity, calibration, weights, model_version, min_iou, ok, seconds) -> dict:
     params = sum(p.numel() for p in model.parameters())
-    manifest = calibration.manifest
-    calib = manifest.summary() if hasattr(manifest, "summary") else {}
+    calib = calibration.summary()
     return {
         "status": "ok" if ok else "failed",
         "model": {"version": model_version, "weights": weights, "params": params, "config": dataclasses.asdict(model.cfg)},
@@ -161,7 +160,11 @@ def _markdown(r: dict) -> str:
     if calib.get("warning"):
         lines.append(f"**{calib['warning']}**\n")
     if calib:
-        lines.append(f"Calibration: {calib.get('source', '?')} ({calib.get('count', '?')} samples, seed {calib.get('seed', '?')})\n")
+        lines.append(
+            f"Calibration: {calib['source_kind']} `{calib['source_name']}`: {calib['count']} samples from "
+            f"{calib['distinct_images']} photos, {calib['classes_covered']} classes, {calib['follow_up_samples']} with "
+            f"follow-up clicks and a previous mask, seed {calib['seed']}, file-list hash {calib['file_list_hash'][:12]}\n"
+        )
     lines.append("## Files\n")
     lines.append(markdown_table(
         ["step", "file", "MB", "bytes/param", "seconds"],

@@ -29,12 +29,12 @@ def check_image(image: np.ndarray, what: str = "image") -> None:
 
 def resize_image(image: np.ndarray, size: int) -> np.ndarray:
     """uint8 HxWx3 -> uint8 size x size x 3 (bilinear)."""
-    return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+    return np.array(Image.fromarray(image).resize((size, size), Image.BILINEAR))  # a writable copy
 
 
 def resize_prob(prob: np.ndarray, width: int, height: int) -> np.ndarray:
     """float32 2-D map -> float32 height x width (bilinear)."""
-    return np.asarray(Image.fromarray(prob.astype(np.float32), mode="F").resize((width, height), Image.BILINEAR))
+    return np.array(Image.fromarray(prob.astype(np.float32)).resize((width, height), Image.BILINEAR))
 
 
 def to_network_xy(x: float, y: float, width: int, height: int, size: int) -> tuple[int, int]:

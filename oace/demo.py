@@ -49,7 +49,7 @@ def run_demo(
     model_name: str = "segmenter",
     export: bool = True,
     calib: str = "embedded",
-    calib_count: int = 100,
+    calib_count: int = 32,
 ) -> dict[str, Any]:
     """Build (or load) the segmenter, segment the sample photo, and (export=True) export the fp32 +
     int8 bundle with the calibration default, verified, running the int8 file on the same photo."""
