@@ -1,8 +1,10 @@
 """Interactive use in Python: set an image once, then ask for a mask per click (segment-anything style).
 
 The photo (any size) is resized, not cropped, to the segmenter's square input; clicks given in the
-photo's pixel coordinates are mapped onto that grid; the probability map comes back at the photo's
-size. The same mapping is what the bundle's callers (apps, `oace eval`) do.
+photo's pixel coordinates are mapped onto that grid (`to_network_xy`); the probability map comes
+back at the photo's size. `oace eval`, the calibration builder and apps use the same resizing and
+click mapping. One difference: apps and `oace eval` feed the raw 512x512 output back as
+`prev_mask`, while `predict` takes the previous mask at the photo's size and resizes it again.
 """
 
 from __future__ import annotations
@@ -28,13 +30,18 @@ def check_image(image: np.ndarray, what: str = "image") -> None:
 
 
 def resize_image(image: np.ndarray, size: int) -> np.ndarray:
-    """uint8 HxWx3 -> uint8 size x size x 3 (bilinear)."""
-    return np.array(Image.fromarray(image).resize((size, size), Image.BILINEAR))  # a writable copy
+    """uint8 HxWx3 -> uint8 size x size x 3 (Pillow bilinear, antialiased when shrinking); a writable copy."""
+    if image.shape[:2] == (size, size):
+        return np.array(image, dtype=np.uint8)
+    return np.array(Image.fromarray(image).resize((size, size), Image.BILINEAR))
 
 
 def resize_prob(prob: np.ndarray, width: int, height: int) -> np.ndarray:
-    """float32 2-D map -> float32 height x width (bilinear)."""
-    return np.array(Image.fromarray(prob.astype(np.float32)).resize((width, height), Image.BILINEAR))
+    """float32 2-D map -> float32 height x width (Pillow bilinear on float, antialiased when shrinking)."""
+    prob = np.asarray(prob, dtype=np.float32)
+    if prob.shape == (height, width):
+        return np.array(prob)
+    return np.array(Image.fromarray(prob).resize((width, height), Image.BILINEAR))
 
 
 def to_network_xy(x: float, y: float, width: int, height: int, size: int) -> tuple[int, int]:

@@ -1,11 +1,46 @@
-"""`oace eval`: Evaluate a checkpoint or .tflite with the NoC/mIoU protocol."""
+"""`oace eval`: Evaluate a checkpoint or .tflite with the NoC/mIoU protocol (a mirror of model.evaluate.run_eval)."""
 
 from __future__ import annotations
 
 import argparse
-
-from oace.commands._stub import register_stub
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    register_stub(sub, "eval", "Evaluate a checkpoint or .tflite with the NoC/mIoU protocol", issue=3)
+    p = sub.add_parser(
+        "eval",
+        help="Evaluate a checkpoint or .tflite with the NoC/mIoU protocol",
+        description="Evaluate PyTorch checkpoints and/or .tflite bundles with the RITM NoC/mIoU protocol "
+        "(threshold 0.49, 512x512 network input, IoU at the original resolution). See docs/evaluation.md.",
+    )
+    p.add_argument("--model", action="append", required=True, metavar="PATH",
+                   help="checkpoint (.pt/.pth) or .tflite; repeat to compare backends on one plot")
+    p.add_argument("--dataset", required=True, metavar="NAME",
+                   help="GrabCut, Berkeley, DAVIS, SBD, COCO_MVal, COCO, LVIS, yolo_seg, salient, ECSSD, DUTS")
+    p.add_argument("--data-root", required=True, metavar="DIR", help="the dataset folder or its parent")
+    p.add_argument("--max-clicks", type=int, default=20, help="clicks per object (default 20)")
+    p.add_argument("--out", default="runs/eval", metavar="DIR", help="report folder (default runs/eval)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N samples")
+    p.add_argument("--robustness-trials", type=int, default=5, metavar="N",
+                   help="random first clicks per object for the robustness test (0 = skip; default 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the robustness clicks (default 0)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads for inference (default: the runtime's own choice)")
+    p.add_argument("--distance", choices=("opencv", "scipy"), default="opencv",
+                   help="robot distance transform: opencv (RITM's own, float32 ties; default) or scipy (exact)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_handler)
+
+
+def _handler(args: argparse.Namespace) -> int:
+    from model.evaluate import run_eval
+
+    paths = run_eval(model=args.model, dataset=args.dataset, data_root=args.data_root, max_clicks=args.max_clicks,
+                     out=args.out, limit=args.limit, robustness_trials=args.robustness_trials, seed=args.seed,
+                     progress=not args.no_progress, threads=args.threads,
+                     distance=args.distance, argv=sys.argv)
+    for path in paths[:3]:
+        print(path)
+    if len(paths) > 3:
+        print(f"{len(paths) - 3} overlay PNGs in {paths[0].parent}")
+    return 0

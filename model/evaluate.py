@@ -1,0 +1,286 @@
+"""The interactive-segmentation protocol (RITM's NoC/mIoU), at the bundle's 512x512 input.
+
+Per sample: up to `max_clicks` robot clicks (model/clicks.py) at the sample's original resolution;
+each prediction is thresholded at 0.49 (RITM's `pred_thr`); IoU excludes ignore pixels. The image is
+resized (not cropped) to 512x512 for the network, clicks are mapped to the 512 grid, and the
+512x512 probabilities are resized back to the original size before thresholding; the previous
+512x512 output is fed back as `prev_mask`. All `max_clicks` clicks always run, so mIoU@k is defined
+for every k; NoC is read off the same curve (identical to RITM stopping at 90%).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from scipy.ndimage import distance_transform_edt
+
+from model.backends import INPUT_SIZE, Backend
+from model.clicks import DEFAULT_DISTANCE, DISTANCES, Click, Clicker
+from model.data.base import Sample, SegDataset
+from model.predictor import resize_image, resize_prob, to_network_xy
+
+PRED_THR = 0.49
+NOC_THRESHOLDS = (0.85, 0.90)
+
+PredictFn = Callable[[Sequence[Click]], np.ndarray]
+
+
+# --- resolution mapping ------------------------------------------------------------------------
+
+class Session:
+    """One image on one backend: clicks in original pixels -> probabilities at original size."""
+
+    def __init__(self, backend: Backend, image: np.ndarray) -> None:
+        self.backend = backend
+        self.height, self.width = image.shape[:2]
+        self.image = resize_image(image, INPUT_SIZE)
+        self.prev = np.zeros((INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
+
+    def reset(self) -> None:
+        """Forget the previous prediction (a new object, or a new first click)."""
+        self.prev = np.zeros((INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
+
+    def __call__(self, clicks: Sequence[Click]) -> np.ndarray:
+        rows = [(*to_network_xy(c.x, c.y, self.width, self.height, INPUT_SIZE), c.label) for c in clicks]
+        self.prev = self.backend.predict(self.image, rows, self.prev)
+        return resize_prob(self.prev, self.width, self.height)
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+def iou(gt: np.ndarray, pred: np.ndarray, ignore: np.ndarray | None = None) -> float:
+    """RITM get_iou: |pred & gt| / |pred | gt| over pixels that are not ignored."""
+    valid = np.ones_like(gt, dtype=bool) if ignore is None else ~ignore
+    inter = np.logical_and(np.logical_and(pred, gt), valid).sum()
+    union = np.logical_and(np.logical_or(pred, gt), valid).sum()
+    return float(inter / union) if union else 1.0
+
+
+def noc(ious: Sequence[float], thr: float, max_clicks: int = 20) -> int:
+    """RITM: 1 + index of the first IoU >= thr, or max_clicks if none."""
+    hits = np.asarray(ious, dtype=np.float32) >= thr
+    return int(np.argmax(hits)) + 1 if hits.any() else max_clicks
+
+
+def compute_metrics(all_ious: Sequence[Sequence[float]], max_clicks: int = 20) -> dict[str, float | int]:
+    """mIoU@1..max_clicks (percent), NoC@85/90, fail@90 (% never reaching 90%), RITM's over_max, n."""
+    n = len(all_ious)
+    if n == 0:
+        raise ValueError("no samples to score")
+    arr = np.asarray([np.asarray(r, dtype=np.float32)[:max_clicks] for r in all_ious], dtype=np.float32)
+    if arr.shape != (n, max_clicks):
+        raise ValueError(f"every IoU curve needs {max_clicks} values (all clicks run), got shape {arr.shape}")
+    out: dict[str, float | int] = {}
+    for k in range(1, max_clicks + 1):
+        out[f"miou@{k}"] = float(arr[:, k - 1].astype(np.float64).mean() * 100.0)
+    for thr in NOC_THRESHOLDS:
+        tag = int(round(thr * 100))
+        nocs = np.array([noc(r, thr, max_clicks) for r in arr])
+        out[f"noc@{tag}"] = float(nocs.mean())
+        out[f"over_max@{tag}"] = int((nocs == max_clicks).sum())
+    never = ~(arr >= np.float32(0.90)).any(axis=1)
+    out["fail@90"] = float(never.mean() * 100.0)
+    out["fail@90_count"] = int(never.sum())
+    out["n"] = n
+    return out
+
+
+# --- one sample, one dataset -------------------------------------------------------------------
+
+@dataclasses.dataclass
+class SampleResult:
+    name: str
+    ious: list[float]
+    clicks: list[Click]
+    seconds: float
+
+    def to_json(self, max_clicks: int) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "ious": [round(float(v), 6) for v in self.ious],
+            "noc@85": noc(self.ious, 0.85, max_clicks),
+            "noc@90": noc(self.ious, 0.90, max_clicks),
+            "clicks": [[c.x, c.y, c.label] for c in self.clicks],
+            "seconds": round(self.seconds, 4),
+        }
+
+
+def run_protocol(gt: np.ndarray, ignore: np.ndarray | None, predict: PredictFn, max_clicks: int = 20,
+                 pred_thr: float = PRED_THR, distance: str = DEFAULT_DISTANCE) -> tuple[list[float], list[Click], np.ndarray]:
+    """The robot loop at the sample's resolution: returns IoU after each click, the clicks, last probs."""
+    clicker = Clicker(gt, ignore, distance)
+    pred = np.zeros_like(clicker.gt)
+    ious: list[float] = []
+    prob = np.zeros(gt.shape, dtype=np.float32)
+    for _ in range(max_clicks):
+        clicker.make_next_click(pred)
+        prob = predict(clicker.clicks)
+        pred = prob > pred_thr
+        ious.append(float(np.float32(iou(clicker.gt, pred, clicker.ignore))))
+    return ious, list(clicker.clicks), prob
+
+
+def evaluate_sample(sample: Sample, backend: Backend, max_clicks: int = 20, pred_thr: float = PRED_THR,
+                    distance: str = DEFAULT_DISTANCE) -> tuple[SampleResult, np.ndarray]:
+    t0 = time.perf_counter()
+    ious, clicks, prob = run_protocol(sample.mask, sample.ignore, Session(backend, sample.image), max_clicks, pred_thr,
+                                      distance)
+    return SampleResult(sample.name, ious, clicks, time.perf_counter() - t0), prob
+
+
+@dataclasses.dataclass
+class Worst:
+    """A badly segmented sample kept for the overlay PNGs."""
+
+    score: float
+    result: SampleResult
+    sample: Sample
+    prob: np.ndarray
+
+
+@dataclasses.dataclass
+class EvalRun:
+    backend: str
+    max_clicks: int
+    pred_thr: float
+    results: list[SampleResult]
+    metrics: dict[str, float | int]
+    worst: list[Worst]
+    seconds: float
+    distance: str = DEFAULT_DISTANCE
+
+
+def _progress(total: int, desc: str, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="sample", disable=not enabled, leave=False)
+
+
+def evaluate_dataset(dataset: SegDataset | Sequence[Sample], backend: Backend, max_clicks: int = 20,
+                     pred_thr: float = PRED_THR, limit: int | None = None, n_worst: int = 5,
+                     progress: bool = True, distance: str = DEFAULT_DISTANCE) -> EvalRun:
+    """Run the protocol on every sample (the first `limit` if given); keep the `n_worst` for overlays."""
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    results: list[SampleResult] = []
+    heap: list[tuple[float, int, Worst]] = []
+    t0 = time.perf_counter()
+    with _progress(n, f"eval {backend.name}", progress) as bar:
+        for i in range(n):
+            sample = dataset[i]
+            res, prob = evaluate_sample(sample, backend, max_clicks, pred_thr, distance)
+            results.append(res)
+            score = float(np.mean(res.ious))  # area under the IoU curve: lower is worse
+            item = (-score, -i, Worst(score, res, sample, prob))
+            if len(heap) < n_worst:
+                heapq.heappush(heap, item)
+            elif n_worst and item[:2] > heap[0][:2]:
+                heapq.heapreplace(heap, item)
+            bar.update(1)
+            bar.set_postfix(iou1=f"{res.ious[0]:.3f}", noc90=noc(res.ious, 0.9, max_clicks))
+    worst = [w for _, _, w in sorted(heap, key=lambda t: (t[2].score, -t[1]))]
+    metrics = compute_metrics([r.ious for r in results], max_clicks)
+    return EvalRun(backend.name, max_clicks, pred_thr, results, metrics, worst, time.perf_counter() - t0, distance)
+
+
+# --- click-location robustness -----------------------------------------------------------------
+
+def interior_pixels(mask: np.ndarray, min_border: int = 5) -> tuple[np.ndarray, bool]:
+    """(y, x) rows of object pixels at L2 distance >= min_border from the nearest non-object pixel
+    (the image edge counts as outside, as for the robot). If there is none, the pixels of greatest
+    distance are returned and the flag says so."""
+    dist = distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    pts = np.argwhere(dist >= min_border)
+    if len(pts):
+        return pts, False
+    return np.argwhere(dist == dist.max()), True
+
+
+def click_robustness(dataset: SegDataset | Sequence[Sample], backend: Backend, n_trials: int = 5, seed: int = 0,
+                     min_border: int = 5, pred_thr: float = PRED_THR, limit: int | None = None,
+                     progress: bool = True) -> dict[str, Any]:
+    """IoU@1 for `n_trials` seeded random first clicks inside each object (>= min_border px from its
+    border): per-object mean and std (population, ddof=0), and their averages over objects."""
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    per_object: list[dict[str, Any]] = []
+    fallback = 0
+    with _progress(n, f"robustness {backend.name}", progress) as bar:
+        for i in range(n):
+            sample = dataset[i]
+            pts, fell_back = interior_pixels(sample.mask, min_border)
+            fallback += int(fell_back)
+            rng = np.random.default_rng([seed, i])
+            picks = pts[rng.choice(len(pts), size=min(n_trials, len(pts)), replace=False)]
+            ious = []
+            session = Session(backend, sample.image)
+            for y, x in picks:
+                session.reset()
+                prob = session([Click(x=int(x), y=int(y), is_positive=True)])
+                ious.append(float(np.float32(iou(sample.mask, prob > pred_thr, sample.ignore))))
+            per_object.append({
+                "name": sample.name,
+                "clicks": [[int(x), int(y)] for y, x in picks],
+                "ious": [round(v, 6) for v in ious],
+                "mean": float(np.mean(ious)),
+                "std": float(np.std(ious)),
+                "fallback": fell_back,
+            })
+            bar.update(1)
+    if not per_object:
+        raise ValueError("no samples for the robustness test")
+    return {
+        "n_trials": n_trials,
+        "seed": seed,
+        "min_border": min_border,
+        "n": len(per_object),
+        "n_fallback": fallback,
+        "mean_iou@1": float(np.mean([o["mean"] for o in per_object]) * 100.0),
+        "mean_std_iou@1": float(np.mean([o["std"] for o in per_object]) * 100.0),
+        "per_object": per_object,
+    }
+
+
+# --- the whole stage -----------------------------------------------------------------------------
+
+def run_eval(model: Sequence[str | Path], dataset: str, data_root: str | Path, max_clicks: int = 20,
+             out: str | Path = "runs/eval", limit: int | None = None, robustness_trials: int = 5, seed: int = 0,
+             progress: bool = True, threads: int | None = None, distance: str = DEFAULT_DISTANCE,
+             argv: Sequence[str] | None = None) -> list[Path]:
+    """`oace eval`: every model (checkpoint or .tflite) on one dataset; writes the report files."""
+    from model.backends import open_backend
+    from model.data import get_dataset
+    from model.eval_report import write_eval_report
+    from oace.artifacts import sha256_file
+    from oace.errors import InputError
+
+    if not model:
+        raise InputError("--model: give at least one checkpoint or .tflite")
+    if not 1 <= max_clicks <= 24:
+        raise InputError(f"--max-clicks {max_clicks}: must be 1..24 (the bundle takes 24 click rows)")
+    if limit is not None and limit < 1:
+        raise InputError(f"--limit {limit}: must be at least 1")
+    if distance not in DISTANCES:
+        raise InputError(f"--distance {distance}: must be scipy or opencv")
+    if threads is not None and threads < 1:
+        raise InputError(f"--threads {threads}: must be at least 1")
+    if robustness_trials < 0:
+        raise InputError(f"--robustness-trials {robustness_trials}: must be 0 (skip) or more")
+    ds = get_dataset(dataset, data_root)
+    n_eval = len(ds) if limit is None else min(limit, len(ds))
+    info = {"name": dataset, "root": str(ds.root), "n_samples": len(ds), "n_evaluated": n_eval,
+            "sha256": ds.content_hash(n_eval), "sha256_covers": f"the files of the {n_eval} samples evaluated",
+            "notes": list(ds.notes)}
+    runs, models, robust = [], [], []
+    for path in model:
+        backend = open_backend(path, num_threads=threads)
+        p = Path(path)
+        models.append({"path": str(p), "backend": backend.name, "bytes": p.stat().st_size, "sha256": sha256_file(p),
+                       "threads": threads})
+        runs.append(evaluate_dataset(ds, backend, max_clicks, limit=limit, progress=progress, distance=distance))
+        robust.append(click_robustness(ds, backend, robustness_trials, seed, limit=limit, progress=progress)
+                      if robustness_trials > 0 else None)
+    return write_eval_report(out, runs, info, models, robust, argv)
