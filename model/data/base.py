@@ -142,6 +142,19 @@ def index_by_stem(folder: Path) -> dict[str, Path]:
     return out
 
 
+def pair_by_stem(images_dir: Path, masks_dir: Path) -> list[tuple[Path, Path]]:
+    """(image, mask) pairs matched by file stem; an image without a mask or no image at all is an error."""
+    masks = index_by_stem(masks_dir)
+    pairs = []
+    for img in list_images(images_dir):
+        if img.stem not in masks:
+            raise InputError(f"{img}: no mask with stem {img.stem!r} in {masks_dir}")
+        pairs.append((img, masks[img.stem]))
+    if not pairs:
+        raise InputError(f"{images_dir}: no images found")
+    return pairs
+
+
 class SegDataset:
     """A lazily decoded list of samples. Subclasses fill `self.items` and implement `_load`/`_files`."""
 

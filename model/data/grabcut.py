@@ -9,8 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from oace.errors import InputError
-from model.data.base import SegDataset, Sample, index_by_stem, list_images, make_sample, read_label, read_rgb
+from model.data.base import SegDataset, Sample, make_sample, pair_by_stem, read_label, read_rgb
 
 
 class PairedFolderDataset(SegDataset):
@@ -22,13 +21,7 @@ class PairedFolderDataset(SegDataset):
 
     def __init__(self, root: str | Path) -> None:
         super().__init__(root)
-        masks = index_by_stem(self.root / self.masks_dir)
-        for img in list_images(self.root / self.images_dir):
-            if img.stem not in masks:
-                raise InputError(f"{img}: no mask with stem {img.stem!r} in {self.root / self.masks_dir}")
-            self.items.append((img, masks[img.stem]))
-        if not self.items:
-            raise InputError(f"{self.root / self.images_dir}: no images found")
+        self.items.extend(pair_by_stem(self.root / self.images_dir, self.root / self.masks_dir))
 
     def _files(self, item: tuple[Path, Path]) -> Sequence[Path]:
         return item

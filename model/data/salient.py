@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from oace.errors import InputError
-from model.data.base import SegDataset, Sample, index_by_stem, list_images, make_sample, read_label, read_rgb
+from model.data.base import SegDataset, Sample, make_sample, pair_by_stem, read_label, read_rgb
 
 
 class SalientDataset(SegDataset):
@@ -30,13 +30,7 @@ class SalientDataset(SegDataset):
                 )
             images_dir = images_dir or others[0]
             masks_dir = masks_dir or masks[0]
-        masks_by_stem = index_by_stem(self.root / masks_dir)
-        for img in list_images(self.root / images_dir):
-            if img.stem not in masks_by_stem:
-                raise InputError(f"{img}: no mask with stem {img.stem!r} in {self.root / masks_dir}")
-            self.items.append((img, masks_by_stem[img.stem]))
-        if not self.items:
-            raise InputError(f"{self.root / images_dir}: no images found")
+        self.items.extend(pair_by_stem(self.root / images_dir, self.root / masks_dir))
 
     def _files(self, item: tuple[Path, Path]) -> Sequence[Path]:
         return item
