@@ -1,11 +1,54 @@
-"""`oace train`: Train the OACE prior and MSFNet."""
+"""`oace train prior|msfnet`: train the OACE prior (stage 1) or MSFNet with the prior frozen (stage 2).
+
+Single process: `oace train prior --data salient:../shared/data-train/ECSSD --out runs/prior`.
+Several GPUs or nodes: `torchrun --nproc_per_node=8 -m oace.cli train ...` (same arguments; --batch
+is the global batch). See docs/training.md.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from oace.commands._stub import register_stub
-
 
 def register(sub: argparse._SubParsersAction) -> None:
-    register_stub(sub, "train", "Train the OACE prior and MSFNet", issue=6)
+    p = sub.add_parser("train", help="train the OACE prior or MSFNet (DDP via torchrun)", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("stage", choices=("prior", "msfnet"), help="prior: contrastive OACE prior; msfnet: MSFNet with the prior frozen")
+    p.add_argument("--data", required=True, help="kind:path[,kind:path], e.g. salient:../shared/data-train/ECSSD,yolo_seg:../shared/data/coco128-seg")
+    p.add_argument("--out", required=True, help="run directory (checkpoints, metrics, reports)")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch", type=int, default=64, help="global batch over all processes and accumulation steps (default 64)")
+    p.add_argument("--accum", type=int, default=1, help="gradient accumulation steps (default 1)")
+    p.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate (default 5e-4)")
+    p.add_argument("--size", type=int, default=512, help="training side, a multiple of 32 (default 512)")
+    p.add_argument("--model", default=None, help="preset (default: prior / segmenter); e.g. segmenter_disk, segmenter_baseline, segmenter_tiny")
+    p.add_argument("--prior", default=None, help="prior checkpoint (prior.pt of a prior run) for the msfnet stage")
+    p.add_argument("--init", default=None, help="timm ImageNet HRNet checkpoint (.pth/.safetensors) for the backbone")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
+    p.add_argument("--val-fraction", type=float, default=0.05, help="held-out share of the objects (default 0.05)")
+    p.add_argument("--val-max", type=int, default=2000, help="score at most this many held-out objects per epoch (default 2000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers per process (default 0)")
+    p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    p.add_argument("--limit", type=int, default=None, help="use only this many objects (smoke runs)")
+    p.add_argument("--patches", type=int, default=64, help="prior stage: patches of each kind per image (default 64)")
+    p.add_argument("--contrast", choices=("within", "paper"), default="within",
+                   help="prior stage: background patches from both passes (default) or pass 2 only as Eq. 1 is written; see docs/training.md")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from model.train import TrainConfig, run_training
+
+    cfg = TrainConfig(
+        stage=args.stage, data=args.data, out=args.out, epochs=args.epochs, batch=args.batch, accum=args.accum,
+        lr=args.lr, size=args.size, model=args.model, prior=args.prior, init=args.init, resume=args.resume,
+        val_fraction=args.val_fraction, val_max=args.val_max, seed=args.seed, workers=args.workers, amp=args.amp, limit=args.limit,
+        patches=args.patches, contrast=args.contrast, progress=not args.no_progress,
+    )
+    summary = run_training(cfg)
+    best = summary.get("best") or {}
+    if best:
+        print(f"best {best.get('metric')} {best.get('value'):.4f} at epoch {best.get('epoch')}; run in {args.out}")
+    return 0

@@ -1,0 +1,174 @@
+"""Training data: `kind:path` specs, the train/validation split, resizing, augmentation, first clicks.
+
+Every item is one object (the loaders already yield one Sample per object). Images are resized to
+size x size without cropping (bilinear; masks bilinear then >= 0.5, so thin objects keep at least
+their strongest pixel). Training items get a horizontal flip (p 0.5) and RITM's brightness/contrast
+shift (p 0.75, brightness +-0.25, contrast -0.15..0.4); validation items get none and their click
+is the interior point farthest from the border. All randomness of an item comes from
+`np.random.default_rng([seed, epoch, index])`, so an item is the same whichever rank, worker or
+resumed run draws it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from model.data import DATASETS, Sample, SegDataset, get_dataset
+from model.segmenter import IMAGENET_MEAN, IMAGENET_STD
+from model.train_clicks import ClickSimConfig, empty_clicks, initial_clicks, interior_point
+from model.click_maps import POSITIVE
+from oace.errors import InputError
+
+# evaluation sets: never train on them (dataset kinds and folder names, lower case)
+EVAL_SETS = ("grabcut", "berkeley", "davis", "sbd", "coco_mval")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    kind: str
+    path: str
+
+
+def parse_specs(text: str) -> list[DataSpec]:
+    """'kind:path[,kind:path]' -> specs; evaluation sets are refused (InputError)."""
+    specs = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        kind, sep, path = part.partition(":")
+        if not sep or not kind or not path:
+            raise InputError(f"--data {part!r}: expected kind:path, e.g. salient:../shared/data-train/ECSSD")
+        key = kind.lower().replace("-", "_")
+        if key in EVAL_SETS:
+            raise InputError(f"{path}: {kind} is an evaluation set; training on it would leak into the reported metrics")
+        if key not in DATASETS and kind.lower() != "coco128-seg":
+            trainable = sorted(k for k in DATASETS if k not in EVAL_SETS)
+            raise InputError(f"--data {part!r}: unknown kind {kind!r}; known: {', '.join(trainable)}")
+        for folder in Path(path).resolve().parts:
+            if folder.lower().replace("-", "_") in EVAL_SETS:
+                raise InputError(f"{path}: folder {folder!r} is an evaluation set; training on it would leak into the reported metrics")
+        specs.append(DataSpec(kind, path))
+    if not specs:
+        raise InputError("--data: no dataset given")
+    return specs
+
+
+def open_datasets(specs: Sequence[DataSpec]) -> list[SegDataset]:
+    return [get_dataset(s.kind, s.path) for s in specs]
+
+
+def split_indices(total: int, val_fraction: float, seed: int, limit: int | None = None) -> tuple[list[int], list[int]]:
+    """Seeded shuffle of 0..total-1 (first `limit` kept), then the first val_fraction for validation."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise InputError(f"--val-fraction {val_fraction}: must be in [0, 1)")
+    order = np.random.default_rng(seed).permutation(total).tolist()
+    if limit is not None:
+        order = order[:limit]
+    n_val = max(1, round(val_fraction * len(order))) if val_fraction > 0 else 0
+    if len(order) - n_val < 1:
+        raise InputError(f"only {len(order)} object(s) in the training data: nothing left to train on after the validation split")
+    return order[n_val:], order[:n_val]
+
+
+def resize_sample(sample: Sample, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """-> image uint8 [S, S, 3], mask bool [S, S], ignore bool [S, S] (no crop)."""
+    image = np.asarray(Image.fromarray(sample.image).resize((size, size), Image.BILINEAR))
+    mask = _resize_bool(sample.mask, size)
+    if not mask.any():
+        raise InputError(f"{sample.name}: the object mask is empty")
+    ignore = _resize_bool(sample.ignore, size) & ~mask
+    return image, mask, ignore
+
+
+def _resize_bool(m: np.ndarray, size: int) -> np.ndarray:
+    if not m.any():
+        return np.zeros((size, size), dtype=bool)
+    soft = np.asarray(Image.fromarray(m.astype(np.float32)).resize((size, size), Image.BILINEAR))
+    out = soft >= 0.5
+    if not out.any():  # an object thinner than a pixel at this size: keep its strongest pixel(s)
+        out = soft >= soft.max() - 1e-6
+    return out
+
+
+def brightness_contrast(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """RITM's RandomBrightnessContrast: image * (1 + c) + 255 * b, p 0.75; float 0..255 out."""
+    img = image.astype(np.float32)
+    if rng.random() < 0.75:
+        b = rng.uniform(-0.25, 0.25)
+        c = rng.uniform(-0.15, 0.4)
+        img = np.clip(img * (1.0 + c) + 255.0 * b, 0.0, 255.0)
+    return img
+
+
+def normalize(image: np.ndarray) -> torch.Tensor:
+    """float/uint8 [S, S, 3] 0..255 -> ImageNet-normalized float [3, S, S]."""
+    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1) / 255.0
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (x - mean) / std
+
+
+class TrainSet(torch.utils.data.Dataset):
+    """Objects of several datasets, resized and augmented; see the module docstring.
+
+    Items: {"image": float [3, S, S], "mask", "ignore": float [1, S, S], "clicks": int32 [N, 3],
+    "iterations": int64 (iterative clicks to simulate), "seed": int64 (patch sampling)}.
+    """
+
+    def __init__(
+        self,
+        datasets: Sequence[SegDataset],
+        indices: Sequence[int],
+        size: int,
+        clicks: ClickSimConfig,
+        *,
+        seed: int,
+        train: bool,
+        multi_click: bool,
+    ) -> None:
+        self.datasets = list(datasets)
+        self.offsets = np.cumsum([0] + [len(d) for d in self.datasets])
+        self.indices = list(indices)
+        self.size, self.clicks, self.seed = size, clicks, seed
+        self.train, self.multi_click = train, multi_click
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def sample(self, i: int) -> Sample:
+        g = self.indices[i]
+        d = int(np.searchsorted(self.offsets, g, side="right") - 1)
+        return self.datasets[d][g - int(self.offsets[d])]
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        sample = self.sample(i)
+        image, mask, ignore = resize_sample(sample, self.size)
+        g = self.indices[i]
+        rng = np.random.default_rng([self.seed, self.epoch if self.train else 0, g])
+        if self.train:
+            if rng.random() < 0.5:
+                image, mask, ignore = image[:, ::-1], mask[:, ::-1], ignore[:, ::-1]
+            image = brightness_contrast(image, rng)
+            clicks, iterations = initial_clicks(mask, ignore, rng, self.clicks, self.multi_click)
+        else:
+            clicks, iterations = empty_clicks(self.clicks.max_clicks), 0
+            x, y = interior_point(mask)
+            clicks[0] = (x, y, POSITIVE)
+        return {
+            "image": normalize(image),
+            "mask": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None],
+            "ignore": torch.from_numpy(np.ascontiguousarray(ignore, dtype=np.float32))[None],
+            "clicks": torch.from_numpy(clicks),
+            "iterations": torch.tensor(iterations, dtype=torch.int64),
+            "seed": torch.tensor(int(rng.integers(2**62)), dtype=torch.int64),
+        }
