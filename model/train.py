@@ -306,12 +306,12 @@ class MSFNetTask:
         return loss, (inter / union.clamp(min=1)).tolist(), {}
 
     def export(self, path: Path, meta: dict[str, Any]) -> Path:
-        """The best weights as a full `segmenter` checkpoint (prior + msfnet) at the training size."""
+        """The best weights as a full `segmenter` checkpoint (prior + msfnet) with the bundle's contract:
+        512x512 input and radius-5 disks, whatever size it trained at. The networks are fully
+        convolutional and training scaled the disk radius with the image (5 px at 512), so the
+        weights carry over; `oace eval` / `oace export` take the checkpoint as it is."""
         msf = self.trainable
-        seg_cfg = SegmenterConfig(
-            prior=None if self.prior is None else self.prior.cfg, msfnet=msf.cfg,
-            input_size=self.cfg.size, click_radius=self.cfg.click_radius,
-        )
+        seg_cfg = SegmenterConfig(prior=None if self.prior is None else self.prior.cfg, msfnet=msf.cfg)
         seg = build("segmenter", seg_cfg, seed=None)
         if self.prior is not None:
             seg.prior.load_state_dict(self.prior.state_dict())

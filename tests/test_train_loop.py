@@ -136,11 +136,13 @@ def test_msfnet_run_writes_reports_and_an_exportable_segmenter(salient_dir, tiny
     assert summary["best"]["metric"] == "val_miou1" and summary["click_radius"] == 1
     assert summary["epochs"][0]["val_objects"] == 2 and 0.0 <= summary["epochs"][0]["val_miou1"] <= 1.0
     seg = load_model(out / "segmenter.pt")
-    assert type(seg).__name__ == "Segmenter" and seg.cfg.input_size == 64 and seg.prior is not None
+    # trained at 64 px, shipped with the bundle contract (512 input, radius-5 disks)
+    assert type(seg).__name__ == "Segmenter" and (seg.cfg.input_size, seg.cfg.click_radius) == (512, 5)
+    assert seg.prior is not None
     assert torch.equal(seg.prior.state_dict()["project.weight"], load_model(tiny_prior).state_dict()["project.weight"])
-    probs = seg(torch.zeros(1, 64, 64, 3, dtype=torch.uint8),
-                torch.tensor([[[30, 30, 1]] + [[0, 0, -1]] * 23], dtype=torch.int32), torch.zeros(1, 64, 64, 1))
-    assert probs.shape == (1, 64, 64, 1)
+    probs = seg(torch.zeros(1, 512, 512, 3, dtype=torch.uint8),
+                torch.tensor([[[240, 240, 1]] + [[0, 0, -1]] * 23], dtype=torch.int32), torch.zeros(1, 512, 512, 1))
+    assert probs.shape == (1, 512, 512, 1)
     tags = {v.tag for e in _read_events(next((out / "tb").iterdir())) for v in e.summary.value}
     assert {"train_loss", "val_loss", "val_miou1", "step_loss"} <= tags
 
