@@ -23,13 +23,7 @@ from model.train_data import TrainSet
 REPO = Path(__file__).resolve().parents[1]
 GLOBAL_BATCH = 4
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared, busy CPU torch's spinning worker threads made these tests ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 WORKER = """

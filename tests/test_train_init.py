@@ -13,13 +13,7 @@ from model.hrnet_init import load_imagenet_hrnet, timm_to_ours
 from oace.errors import CheckpointError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared, busy CPU torch's spinning worker threads made these tests ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("timm_name,ours", [
