@@ -38,9 +38,11 @@ class Click:
 
 
 DISTANCES = ("scipy", "opencv")
-# RITM's own robot uses OpenCV's float32 L2 transform; its ties decide clicks, so it is the default
-# ("exactly as RITM defines it"). "scipy" gives exact distances (differs on ~1-2% of clicks, ties only).
-DEFAULT_DISTANCE = "opencv"
+# "scipy": exact distances, deterministic (the default). "opencv": RITM's own code path
+# (cv2.distanceTransform(DIST_L2, 0), float32), which breaks exact ties differently on ~1-2% of clicks
+# and is not deterministic: on 2 of 60 random shapes its output differs from call to call, even
+# single-threaded (measured here, opencv-python 4.11.0.86), so evaluations would not reproduce.
+DEFAULT_DISTANCE = "scipy"
 
 
 def _padded_edt(region: np.ndarray, distance: str = DEFAULT_DISTANCE) -> np.ndarray:
@@ -60,7 +62,7 @@ def next_click(gt: np.ndarray, pred: np.ndarray, ignore: np.ndarray | None = Non
                not_clicked: np.ndarray | None = None, distance: str = DEFAULT_DISTANCE) -> Click:
     """RITM's next click for boolean HxW `gt`, `pred`, `ignore` and `not_clicked` maps.
 
-    distance: "opencv" (RITM's own, the default) or "scipy" (exact Euclidean distances, float64); opencv is RITM's own
+    distance: "scipy" (exact Euclidean distances, float64; the default) or "opencv" (RITM's own
     `cv2.distanceTransform(DIST_L2, 0)`, float32). They differ only where two candidate pixels are at
     exactly the same distance: OpenCV's float32 rounding can make one of them look larger, so RITM
     breaks such ties differently (about 2% of clicks on random shapes; see docs/evaluation.md).

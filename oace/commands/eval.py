@@ -26,8 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the robustness clicks (default 0)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads for inference (default: the runtime's own choice)")
-    p.add_argument("--distance", choices=("opencv", "scipy"), default="opencv",
-                   help="robot distance transform: opencv (RITM's own, float32 ties; default) or scipy (exact)")
+    p.add_argument("--distance", choices=("scipy", "opencv"), default="scipy",
+                   help="robot distance transform: scipy (exact, deterministic; default) or opencv (RITM's own "
+                        "float32 path: differs on exact ties, and not deterministic run to run)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=_handler)
 
