@@ -122,7 +122,7 @@ def export_bundle(
             parity.append(compare("torch", outputs["torch"], step, outputs[step]))
     int8 = next((p for p in parity if p.candidate == "int8" and p.reference == "fp32"), None)
     ok = int8 is None or int8.mask_iou >= min_int8_iou
-    report = _report(model, out, artifacts, contents, parity, calibration, weights, model_version, min_int8_iou, ok,
+    report = _report(model, out, artifacts, contents, parity, calib_info, weights, model_version, min_int8_iou, ok,
                      time.perf_counter() - t_start)
     write_report(out, "export_report", report, _markdown(report))
     if not ok:
@@ -133,9 +133,8 @@ def export_bundle(
     return ExportResult(out, artifacts, parity, report, ok)
 
 
-def _report(model, out, artifacts, contents, parity, calibration, weights, model_version, min_iou, ok, seconds) -> dict:
+def _report(model, out, artifacts, contents, parity, calib, weights, model_version, min_iou, ok, seconds) -> dict:
     params = sum(p.numel() for p in model.parameters())
-    calib = calibration.summary()
     return {
         "status": "ok" if ok else "failed",
         "model": {"version": model_version, "weights": weights, "params": params, "config": dataclasses.asdict(model.cfg)},

@@ -21,8 +21,6 @@ from oace.errors import CheckpointError, InputError
 
 INPUT_SIZE = 512
 MAX_CLICKS = 24
-SIGNATURE = "segment"
-INPUT_NAMES = ("image", "clicks", "prev_mask")
 
 
 class Backend(Protocol):
@@ -105,50 +103,22 @@ class TFLiteBackend:
         self.path = Path(path)
         if not self.path.is_file():
             raise CheckpointError(f"{self.path}: .tflite file not found")
-        from oace.litert import load_interpreter
+        from oace.litert import SegmentRunner
 
         try:
-            self.interpreter = load_interpreter(self.path, num_threads=num_threads or os.cpu_count() or 1)
+            self.runner = SegmentRunner(self.path, num_threads=num_threads or os.cpu_count() or 1)
         except InputError as exc:  # a backend's model file problem is a checkpoint problem here
             raise CheckpointError(str(exc)) from None
-        sigs = self.interpreter.get_signature_list()
-        if SIGNATURE in sigs:
-            self.signature = SIGNATURE
-        elif len(sigs) == 1:
-            self.signature = next(iter(sigs))
-        else:
-            raise CheckpointError(
-                f"{self.path}: needs a signature {SIGNATURE!r} or exactly one signature, found {sorted(sigs) or 'none'}"
-            )
-        inputs = set(sigs[self.signature]["inputs"])
-        outputs = list(sigs[self.signature]["outputs"])
-        if inputs != set(INPUT_NAMES):
-            raise CheckpointError(
-                f"{self.path}: signature {self.signature!r} has inputs {sorted(inputs)}, "
-                f"the bundle contract needs {list(INPUT_NAMES)}"
-            )
-        if "mask" in outputs:
-            self.output = "mask"
-        elif len(outputs) == 1:
-            self.output = outputs[0]
-        else:
-            raise CheckpointError(f"{self.path}: needs output 'mask' or a single output, found {outputs}")
-        self.runner = self.interpreter.get_signature_runner(self.signature)
-        details = self.runner.get_input_details()
-        want = {"image": np.uint8, "clicks": np.int32, "prev_mask": np.float32}
-        for key, dtype in want.items():
-            got = np.dtype(details[key]["dtype"])
-            if got != np.dtype(dtype):
-                raise CheckpointError(f"{self.path}: input {key!r} is {got}, the bundle contract needs {np.dtype(dtype)}")
+        self.signature, self.output = self.runner.signature, self.runner.output_name
         self.name = f"tflite:{self.path.name}"
 
     def predict(self, image: np.ndarray, clicks: Sequence[tuple[int, int, int]], prev_mask: np.ndarray) -> np.ndarray:
         img, prev = _check_inputs(image, prev_mask)
         try:
-            out = self.runner(image=img, clicks=encode_clicks(clicks), prev_mask=prev)
+            out = self.runner(img, encode_clicks(clicks), prev)
         except (ValueError, RuntimeError) as exc:
             raise InputError(f"{self.path}: inference failed ({exc})") from None
-        return _check_output(out[self.output], self.name)
+        return _check_output(out, self.name)
 
 
 def open_backend(path: str | os.PathLike, num_threads: int | None = None) -> Backend:

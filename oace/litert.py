@@ -47,10 +47,13 @@ def load_interpreter(path: str | os.PathLike, *, num_threads: int | None = None,
     return interp
 
 
+CONTRACT_DTYPES = {"image": np.uint8, "clicks": np.int32, "prev_mask": np.float32}
+
+
 class SegmentRunner:
     """Runs a bundle through its `segment` signature (docs/bundle.md), addressing tensors by name.
 
-    Accepts files whose single output is named `mask` or onnx2tf's `output_0`.
+    Signature `segment`, else the only one; output `mask`, else the single output (onnx2tf's `output_0`).
     __call__(image uint8 [1,S,S,3], clicks int32 [1,24,3], prev_mask float32 [1,S,S,1]) -> float32 [1,S,S,1]
     """
 
@@ -59,21 +62,30 @@ class SegmentRunner:
         self.interpreter = load_interpreter(path, num_threads=num_threads, prefer=prefer)
         self.runtime = self.interpreter.oace_runtime
         signatures = self.interpreter.get_signature_list()
-        if not signatures:
-            raise InputError(f"{self.path}: has no signature; the bundle contract needs signature 'segment'")
-        key = "segment" if "segment" in signatures else next(iter(signatures))
-        if key != "segment" and len(signatures) > 1:
-            raise InputError(f"{self.path}: no 'segment' signature among {sorted(signatures)}")
+        if "segment" in signatures:
+            key = "segment"
+        elif len(signatures) == 1:
+            key = next(iter(signatures))
+        else:
+            raise InputError(f"{self.path}: needs a signature 'segment' or exactly one signature, "
+                             f"found {sorted(signatures) or 'none'}")
         self.signature = key
         self.runner = self.interpreter.get_signature_runner(key)
         inputs = self.runner.get_input_details()
-        missing = {"image", "clicks", "prev_mask"} - set(inputs)
+        missing = set(CONTRACT_DTYPES) - set(inputs)
         if missing:
             raise InputError(f"{self.path}: signature '{key}' lacks input(s) {sorted(missing)}; has {sorted(inputs)}")
-        outputs = self.runner.get_output_details()
-        if len(outputs) != 1:
-            raise InputError(f"{self.path}: expected one output (mask), got {sorted(outputs)}")
-        self.output_name = next(iter(outputs))
+        for name, dtype in CONTRACT_DTYPES.items():
+            got = np.dtype(inputs[name]["dtype"])
+            if got != np.dtype(dtype):
+                raise InputError(f"{self.path}: input {name!r} is {got}, the bundle contract needs {np.dtype(dtype)}")
+        outputs = list(self.runner.get_output_details())
+        if "mask" in outputs:
+            self.output_name = "mask"
+        elif len(outputs) == 1:
+            self.output_name = outputs[0]
+        else:
+            raise InputError(f"{self.path}: needs output 'mask' or a single output, found {sorted(outputs)}")
         self.input_details = inputs
 
     def __call__(self, image: np.ndarray, clicks: np.ndarray, prev_mask: np.ndarray) -> np.ndarray:
