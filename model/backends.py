@@ -122,11 +122,14 @@ class TFLiteBackend:
 
 
 def open_backend(path: str | os.PathLike, num_threads: int | None = None) -> Backend:
-    """`.tflite` -> TFLiteBackend; anything else is a PyTorch checkpoint for `model.registry.load_model`.
+    """`.tflite` -> TFLiteBackend; anything else is a PyTorch checkpoint for `model.registry.load_model`
+    (the word `reference`: the shipped reference checkpoint).
 
     num_threads: CPU threads for inference (None: torch's default, all cores for LiteRT). On a busy
     machine 1 thread can be many times faster than an oversubscribed 2."""
-    p = Path(path)
+    from model.reference import resolve_checkpoint
+
+    p = Path(resolve_checkpoint(str(path)))
     if p.suffix.lower() == ".tflite":
         return TFLiteBackend(p, num_threads=num_threads)
     return TorchBackend.from_checkpoint(p, num_threads=num_threads)

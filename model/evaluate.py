@@ -23,6 +23,7 @@ from model.backends import INPUT_SIZE, Backend
 from model.clicks import DEFAULT_DISTANCE, DISTANCES, Click, Clicker
 from model.data.base import Sample, SegDataset
 from model.predictor import resize_image, resize_prob, to_network_xy
+from model.reference import resolve_checkpoint
 
 PRED_THR = 0.49
 NOC_THRESHOLDS = (0.85, 0.90)
@@ -277,7 +278,7 @@ def run_eval(model: Sequence[str | Path], dataset: str, data_root: str | Path, m
     runs, models, robust = [], [], []
     for path in model:
         backend = open_backend(path, num_threads=threads)
-        p = Path(path)
+        p = Path(resolve_checkpoint(str(path)))
         models.append({"path": str(p), "backend": backend.name, "bytes": p.stat().st_size, "sha256": sha256_file(p),
                        "threads": threads})
         runs.append(evaluate_dataset(ds, backend, max_clicks, limit=limit, progress=progress, distance=distance))

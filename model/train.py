@@ -58,6 +58,7 @@ class TrainConfig:
     accum: int = 1
     lr: float = 5e-4
     size: int = 512
+    crop: int | None = None  # train on random crop x crop windows of the size x size image (validation: whole)
     model: str | None = None  # preset; default "prior" / "segmenter"
     prior: str | None = None  # prior checkpoint for the msfnet stage (OACE guidance)
     init: str | None = None  # timm ImageNet HRNet checkpoint for the backbone
@@ -88,6 +89,8 @@ class TrainConfig:
             raise InputError(f"stage {self.stage!r}: expected one of {', '.join(STAGES)}")
         if self.size <= 0 or self.size % 32:
             raise InputError(f"--size {self.size}: must be a positive multiple of 32")
+        if self.crop is not None and (self.crop <= 0 or self.crop % 32 or self.crop > self.size):
+            raise InputError(f"--crop {self.crop}: must be a positive multiple of 32, at most --size {self.size}")
         if self.val_max is not None and self.val_max < 1:
             raise InputError(f"--val-max {self.val_max}: must be >= 1")
         for name in ("epochs", "batch", "accum", "patches"):
@@ -198,6 +201,21 @@ def load_prior(path: str, want: PriorConfig) -> OACEPrior:
     return model.eval()
 
 
+class SideEncoders:
+    """Click encoders by image side: training crops and whole validation images differ in size,
+    the disk radius (pixel scale) is the same."""
+
+    def __init__(self, radius: int, device: torch.device):
+        self.radius, self.device = radius, device
+        self.by_side: dict[tuple[int, int], ClickEncoder] = {}
+
+    def __call__(self, clicks: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        side = (int(image.shape[-2]), int(image.shape[-1]))
+        if side not in self.by_side:
+            self.by_side[side] = ClickEncoder(side[0], side[1], self.radius).to(self.device)
+        return self.by_side[side](clicks)
+
+
 class PriorTask:
     """Stage 1: contrastive training of the OACE prior (paper Sec. 3.1)."""
 
@@ -207,7 +225,7 @@ class PriorTask:
         self.cfg = cfg
         self.net: nn.Module = build("prior", prior_cfg, seed=cfg.seed).to(device)
         self.trainable = self.net
-        self.encoder = ClickEncoder(cfg.size, cfg.size, cfg.click_radius).to(device)
+        self.encoder = SideEncoders(cfg.click_radius, device)
         self.cell = cell_size(cfg.size)
 
     def backbones(self) -> dict[str, nn.Module]:
@@ -217,7 +235,7 @@ class PriorTask:
         """Two forward passes (image + D, image + 1 - D), run as one call on 2B images so that DDP
         sees one forward per backward (BatchNorm statistics therefore span both passes)."""
         image, mask, ignore = batch["image"], batch["mask"], batch["ignore"]
-        disk, _ = self.encoder(batch["clicks"])
+        disk, _ = self.encoder(batch["clicks"], image)
         emb = net(torch.cat([image, image]), torch.cat([disk, 1.0 - disk]))
         feat_obj, feat_bg = emb.float().chunk(2)
         seeds = batch["seed"].tolist()
@@ -229,7 +247,7 @@ class PriorTask:
         {"val_auc_distance": the same AUC for -distance to the click: what no network already scores}).
         """
         loss = float(self.loss(batch, self.trainable))
-        disk, _ = self.encoder(batch["clicks"])
+        disk, _ = self.encoder(batch["clicks"], batch["image"])
         emb = self.trainable(batch["image"], disk).float()
         h, w = emb.shape[2:]
         yy, xx = np.mgrid[0:h, 0:w]
@@ -262,7 +280,7 @@ class MSFNetTask:
             raise InputError(f"model {cfg.model!r} is a click-disk ablation: it takes no --prior")
         self.prior = load_prior(cfg.prior, prior_cfg).to(device) if prior_cfg is not None else None
         self.trainable: nn.Module = build("msfnet", msf_cfg, seed=cfg.seed).to(device)
-        self.encoder = ClickEncoder(cfg.size, cfg.size, cfg.click_radius).to(device)
+        self.encoder = SideEncoders(cfg.click_radius, device)
 
     def backbones(self) -> dict[str, nn.Module]:
         return {"msfnet.backbone": self.trainable.backbone}
@@ -275,7 +293,7 @@ class MSFNetTask:
 
     def loss(self, batch: dict[str, torch.Tensor], net: nn.Module) -> torch.Tensor:
         image, mask, ignore, clicks = batch["image"], batch["mask"], batch["ignore"], batch["clicks"]
-        first, _ = self.encoder(clicks)
+        first, _ = self.encoder(clicks, image)
         guide = self.guidance(image, first)
         prev = torch.zeros_like(mask)
         if int(batch["iterations"].max()) > 0:
@@ -284,11 +302,11 @@ class MSFNetTask:
             raw.eval()  # RITM simulates the clicks with the network in eval mode, under no_grad
 
             def predict(c: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-                return torch.sigmoid(raw(image, guide, torch.cat([self.encoder(c)[1], p], dim=1)))
+                return torch.sigmoid(raw(image, guide, torch.cat([self.encoder(c, image)[1], p], dim=1)))
 
             clicks, prev = add_iterative_clicks(predict, clicks, batch["iterations"], mask, ignore)
             set_train_mode(raw, was_training, self.cfg.freeze_bn)
-        _, maps = self.encoder(clicks)
+        _, maps = self.encoder(clicks, image)
         logits = net(image, guide, torch.cat([maps, prev.to(image.dtype)], dim=1))
         return normalized_focal_loss(logits, mask, ignore)
 
@@ -296,7 +314,7 @@ class MSFNetTask:
     def validate(self, batch: dict[str, torch.Tensor]) -> tuple[float, list[float], dict[str, list[float]]]:
         """(NFL, per-image IoU@1: one click at the interior point, probability > 0.49, ignore excluded)."""
         image, mask, ignore = batch["image"], batch["mask"], batch["ignore"]
-        first, maps = self.encoder(batch["clicks"])
+        first, maps = self.encoder(batch["clicks"], image)
         logits = self.trainable(image, self.guidance(image, first), torch.cat([maps, torch.zeros_like(mask)], dim=1))
         loss = float(normalized_focal_loss(logits, mask, ignore))
         pred = torch.sigmoid(logits.float()) > 0.49
@@ -407,7 +425,7 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     train_idx, val_idx = split_indices(sum(len(d) for d in datasets), cfg.val_fraction, cfg.seed, cfg.limit)
     val_idx = val_idx[: cfg.val_max]  # held out either way; only this many are scored each epoch
     multi = cfg.stage == "msfnet"
-    train_set = TrainSet(datasets, train_idx, cfg.size, cfg.clicks, seed=cfg.seed, train=True, multi_click=multi)
+    train_set = TrainSet(datasets, train_idx, cfg.size, cfg.clicks, seed=cfg.seed, train=True, multi_click=multi, crop=cfg.crop)
     val_set = TrainSet(datasets, val_idx, cfg.size, cfg.clicks, seed=cfg.seed, train=False, multi_click=False)
     sampler = torch.utils.data.DistributedSampler(
         train_set, num_replicas=env.world, rank=env.rank, shuffle=True, seed=cfg.seed, drop_last=True
@@ -599,7 +617,7 @@ def _markdown(cfg: TrainConfig, summary: dict[str, Any], cols: list[str]) -> str
     best = summary["best"] or {}
     text = [
         f"# oace train {cfg.stage}: {cfg.out}\n",
-        f"- data: `{cfg.data}`; size {cfg.size} (click disk radius {cfg.click_radius} px); "
+        f"- data: `{cfg.data}`; size {cfg.size}{f', random {cfg.crop}x{cfg.crop} crops' if cfg.crop else ''} (click disk radius {cfg.click_radius} px); "
         f"global batch {cfg.batch} (accum {cfg.accum}); Adam lr {cfg.lr}; seed {cfg.seed}",
         f"- model: {cfg.model or ('prior' if cfg.stage == 'prior' else 'segmenter')}; prior: {cfg.prior}; init: {cfg.init}"
         + (f"; contrast: {cfg.contrast}" if cfg.stage == "prior" else ""),

@@ -43,7 +43,7 @@ def test_every_stage_is_a_real_subcommand(capsys):
 
 def test_demo_without_export_writes_overlay_and_reports(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--no-export"]) == 0
+    assert main(["demo", "--out", str(out), "--no-export", "--untrained"]) == 0
     report = json.loads((out / "demo.json").read_text())
     assert report["untrained"] is True and "UNTRAINED" in report["weights"]
     assert report["models"]["segmenter"]["params"] > 15e6
@@ -59,7 +59,7 @@ def test_demo_without_export_writes_overlay_and_reports(tmp_path, capsys):
 @pytest.mark.slow
 def test_demo_exports_the_int8_bundle_and_says_the_calibration_is_not_coco(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--model", "segmenter_tiny"]) == 0
+    assert main(["demo", "--out", str(out), "--untrained", "--model", "segmenter_tiny"]) == 0
     report = json.loads((out / "demo.json").read_text())
     assert {"fp32", "int8", "onnx"} <= set(report["export"])
     assert (out / "oace_segmenter_int8.tflite").stat().st_size == report["export"]["int8"]["bytes"]
@@ -81,3 +81,15 @@ def test_demo_with_a_corrupt_checkpoint_fails_in_one_line(tmp_path):
     assert res.returncode == 2
     assert res.stderr.strip().count("\n") == 0 and str(bad) in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "o" / "demo.json").exists()
+
+
+def test_demo_reports_a_missed_int8_gate_instead_of_stopping():
+    from oace.demo import int8_gate
+
+    rows = [{"reference": "torch", "candidate": "fp32", "mask_iou": 1.0, "max_abs": 1e-6, "mean_abs": 1e-8},
+            {"reference": "fp32", "candidate": "int8", "mask_iou": 0.68, "max_abs": 0.18, "mean_abs": 0.018}]
+    gate = int8_gate(rows, 0.90)
+    assert gate["passed"] is False and gate["mask_iou"] == 0.68
+    assert "INT8 PARITY GATE MISSED: int8 mask IoU vs fp32 0.680 < 0.9" in gate["warning"] and "--extra int16x8" in gate["warning"]
+    rows[1]["mask_iou"] = 0.95
+    assert int8_gate(rows, 0.90) == {"mask_iou": 0.95, "min_mask_iou": 0.90, "passed": True}

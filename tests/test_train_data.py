@@ -105,3 +105,39 @@ def test_validation_items_are_plain_and_clicked_at_the_interior_point():
     from model.train_clicks import interior_point
 
     assert tuple(item["clicks"][0, :2].tolist()) == interior_point(mask) and int(item["iterations"]) == 0
+
+
+def test_crops_keep_pixel_scale_hold_the_object_and_vary_by_epoch():
+    samples = _samples()
+    full = resize_sample(samples[3], 64)
+    ds = TrainSet([samples], list(range(6)), 64, ClickSimConfig(), seed=0, train=True, multi_click=False, crop=32)
+    origins = set()
+    for epoch in range(10):
+        ds.set_epoch(epoch)
+        item = ds[3]
+        assert item["image"].shape == (3, 32, 32) and item["mask"].shape == (1, 32, 32)
+        mask = item["mask"][0].numpy() > 0.5
+        assert mask.any()  # the window holds part of the object
+        x, y = item["clicks"][0, :2].tolist()
+        assert mask[y, x]  # and the first click is on it, in the crop's coordinates
+        # the crop is a window of the full-size mask (possibly mirrored): find where it sits
+        found = [(x0, y0, f) for f in (False, True) for y0 in range(33) for x0 in range(33)
+                 if np.array_equal(full[1][y0:y0 + 32, x0:x0 + 32], mask[:, ::-1] if f else mask)]
+        assert found, "a crop is an unscaled window of the resized image"
+        origins.add(found[0][:2])
+    assert len(origins) > 2
+    # validation items are never cropped
+    val = TrainSet([samples], [3], 64, ClickSimConfig(), seed=0, train=False, multi_click=False, crop=32)
+    assert val[0]["image"].shape == (3, 64, 64)
+
+
+def test_random_crop_never_cuts_the_object_away():
+    from model.train_data import random_crop
+
+    rng = np.random.default_rng(1)
+    mask = np.zeros((96, 96), bool)
+    mask[90:, 0:3] = True  # a sliver in a corner
+    image = np.zeros((96, 96, 3), np.uint8)
+    for _ in range(50):
+        im, m, ig = random_crop(image, mask, np.zeros_like(mask), 32, rng)
+        assert m.shape == (32, 32) and im.shape == (32, 32, 3) and m.any()

@@ -184,3 +184,11 @@ def test_run_errors_are_one_line_and_exit_2(salient_dir, tiny_prior, tmp_path, c
     assert main(["train", "prior", "--data", "GrabCut:../shared/data", "--out", str(tmp_path / "g")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["oace train: error: ../shared/data: GrabCut is an evaluation set; training on it would leak into the reported metrics"]
+
+
+def test_crop_training_validates_on_whole_images(salient_dir, tiny_prior, tmp_path):
+    with pytest.raises(InputError, match="--crop 48: must be a positive multiple of 32, at most --size 64"):
+        run_training(_cfg(salient_dir, tmp_path / "bad", "msfnet", tiny_prior, crop=48))
+    summary = run_training(_cfg(salient_dir, tmp_path / "run", "msfnet", tiny_prior, size=64, crop=32))
+    assert summary["epochs"][0]["val_objects"] == 2 and 0.0 <= summary["epochs"][0]["val_miou1"] <= 1.0
+    assert "random 32x32 crops" in (tmp_path / "run" / "train.md").read_text()

@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(threshold 0.49, 512x512 network input, IoU at the original resolution). See docs/evaluation.md.",
     )
     p.add_argument("--model", action="append", required=True, metavar="PATH",
-                   help="checkpoint (.pt/.pth) or .tflite; repeat to compare backends on one plot")
+                   help="checkpoint (.pt/.pth), `reference` (the shipped model) or .tflite; repeat to compare backends on one plot")
     p.add_argument("--dataset", required=True, metavar="NAME",
                    help="GrabCut, Berkeley, DAVIS, SBD, COCO_MVal, COCO, LVIS, yolo_seg, salient, ECSSD, DUTS")
     p.add_argument("--data-root", required=True, metavar="DIR", help="the dataset folder or its parent")

@@ -17,7 +17,7 @@ def add_calibration_arguments(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a checkpoint to ONNX and TFLite (fp32, fp16, int8)", description=__doc__)
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", help="segmenter checkpoint (.pt) to export")
+    src.add_argument("--checkpoint", help="segmenter checkpoint (.pt) to export; `reference` for the shipped reference model")
     src.add_argument("--model", help="a registered preset with seeded, UNTRAINED weights (e.g. segmenter_tiny)")
     p.add_argument("--out", default="runs/export", help="output folder (default runs/export)")
     add_calibration_arguments(p)
@@ -29,10 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def load_segmenter(checkpoint: str | None, preset: str | None):
-    """(model, weights description, model version) from a checkpoint or a seeded preset."""
+    """(model, weights description, model version) from a checkpoint (`reference`: the shipped one)
+    or a seeded preset."""
+    from model.reference import resolve_checkpoint
     from model.registry import build_model, load_model
 
     if checkpoint:
+        checkpoint = resolve_checkpoint(checkpoint)
         model = load_model(checkpoint)
         meta = getattr(model, "checkpoint_meta", {})
         return model, f"checkpoint {checkpoint} ({meta.get('weights', 'no description')})", meta.get("model_version", "unversioned")

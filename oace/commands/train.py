@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--accum", type=int, default=1, help="gradient accumulation steps (default 1)")
     p.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate (default 5e-4)")
     p.add_argument("--size", type=int, default=512, help="training side, a multiple of 32 (default 512)")
+    p.add_argument("--crop", type=int, default=None, help="train on random CROP x CROP windows of the --size image (same pixel scale, less compute); validation sees whole images")
     p.add_argument("--model", default=None, help="preset (default: prior / segmenter); e.g. segmenter_disk, segmenter_baseline, segmenter_tiny")
     p.add_argument("--prior", default=None, help="prior checkpoint (prior.pt of a prior run) for the msfnet stage")
     p.add_argument("--init", default=None, help="timm ImageNet HRNet checkpoint (.pth/.safetensors) for the backbone")
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(
         stage=args.stage, data=args.data, out=args.out, epochs=args.epochs, batch=args.batch, accum=args.accum,
-        lr=args.lr, size=args.size, model=args.model, prior=args.prior, init=args.init, resume=args.resume,
+        lr=args.lr, size=args.size, crop=args.crop, model=args.model, prior=args.prior, init=args.init, resume=args.resume,
         val_fraction=args.val_fraction, val_max=args.val_max, seed=args.seed, workers=args.workers, amp=args.amp, limit=args.limit,
         patches=args.patches, contrast=args.contrast, progress=not args.no_progress,
     )

@@ -1,0 +1,64 @@
+"""The shipped reference checkpoint: found by name, self-describing, small, and used by the demo."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import model.reference as reference
+from oace.cli import main
+from oace.errors import CheckpointError
+
+needs_reference = pytest.mark.skipif(reference.reference_checkpoint() is None, reason="no reference checkpoint in this install")
+
+
+def test_the_word_reference_resolves_and_other_names_pass_through(tmp_path, monkeypatch):
+    assert reference.resolve_checkpoint("runs/x/segmenter.pt") == "runs/x/segmenter.pt"
+    monkeypatch.setattr(reference, "REFERENCE_PATH", tmp_path / "missing.pt")
+    assert reference.reference_checkpoint() is None
+    with pytest.raises(CheckpointError, match="missing.pt: the reference checkpoint is not in this install"):
+        reference.resolve_checkpoint("reference")
+
+
+def test_a_missing_reference_is_one_line_from_the_cli(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(reference, "REFERENCE_PATH", tmp_path / "missing.pt")
+    assert main(["export", "--checkpoint", "reference", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the reference checkpoint is not in this install" in err[0]
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
+
+
+@needs_reference
+def test_reference_checkpoint_is_fp16_self_describing_and_under_35_mb():
+    from model.registry import load_checkpoint, load_model
+
+    path = reference.reference_checkpoint()
+    assert path.stat().st_size < 35e6
+    record = load_checkpoint(path)
+    assert record["arch"] == "segmenter" and record["meta"]["dtype"] == "float16"
+    floats = [v for v in record["state_dict"].values() if v.is_floating_point()]
+    assert floats and all(v.dtype == torch.float16 for v in floats)
+    meta = record["meta"]
+    assert meta["model_version"].startswith("oace-reference") and "trained" in meta["weights"]
+    model = load_model(path)
+    assert (model.cfg.input_size, model.cfg.click_radius) == (512, 5)
+
+
+def test_demo_defaults_to_an_installed_reference_and_else_says_untrained(tmp_path, monkeypatch):
+    from model.registry import build_model, save_checkpoint
+
+    monkeypatch.setattr(reference, "REFERENCE_PATH", tmp_path / "none.pt")
+    assert main(["demo", "--out", str(tmp_path / "a"), "--no-export", "--model", "segmenter_tiny"]) == 0
+    assert json.loads((tmp_path / "a" / "demo.json").read_text())["untrained"] is True
+
+    ckpt = save_checkpoint(build_model("segmenter_tiny", seed=3), tmp_path / "ref.pt",
+                           meta={"model_version": "oace-reference-test", "weights": "trained (test stand-in)"})
+    monkeypatch.setattr(reference, "REFERENCE_PATH", ckpt)
+    assert main(["demo", "--out", str(tmp_path / "b"), "--no-export"]) == 0
+    report = json.loads((tmp_path / "b" / "demo.json").read_text())
+    assert report["untrained"] is False and str(ckpt) in report["weights"] and "trained (test stand-in)" in report["weights"]
+    assert report["models"] == {}  # the parts table describes the default architecture only
+    assert main(["demo", "--out", str(tmp_path / "c"), "--no-export", "--untrained", "--model", "segmenter_tiny"]) == 0
+    assert json.loads((tmp_path / "c" / "demo.json").read_text())["untrained"] is True
