@@ -277,8 +277,8 @@ def run_eval(model: Sequence[str | Path], dataset: str, data_root: str | Path, m
             "notes": list(ds.notes)}
     runs, models, robust = [], [], []
     for path in model:
-        backend = open_backend(path, num_threads=threads)
         p = Path(resolve_checkpoint(str(path)))
+        backend = open_backend(p, num_threads=threads)
         models.append({"path": str(p), "backend": backend.name, "bytes": p.stat().st_size, "sha256": sha256_file(p),
                        "threads": threads})
         runs.append(evaluate_dataset(ds, backend, max_clicks, limit=limit, progress=progress, distance=distance))

@@ -1,9 +1,8 @@
 """Training data: `kind:path` specs, the train/validation split, resizing, augmentation, first clicks.
 
 Every item is one object (the loaders already yield one Sample per object). Images are resized to
-size x size (training items then optionally cut to a random crop x crop window holding part of the
-object) (bilinear; masks bilinear then >= 0.5, so thin objects keep at least
-their strongest pixel). Training items get a horizontal flip (p 0.5) and RITM's brightness/contrast
+size x size (bilinear; masks bilinear then >= 0.5, so thin objects keep at least their strongest
+pixel); training items may then be cut to a random crop x crop window holding part of the object. Training items get a horizontal flip (p 0.5) and RITM's brightness/contrast
 shift (p 0.75, brightness +-0.25, contrast -0.15..0.4); validation items get none and their click
 is the interior point farthest from the border. All randomness of an item comes from
 `np.random.default_rng([seed, epoch, index])`, so an item is the same whichever rank, worker or

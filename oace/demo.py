@@ -1,9 +1,10 @@
 """The main job on embedded defaults: build the segmenter, segment a sample photo from one click,
 save an overlay, print the model summary.
 
-Weights: a checkpoint when one is given (`oace demo` passes the shipped reference checkpoint by
-default), else seeded random weights, and then every output says loudly that the mask is meaningless. The sample photo is scikit-image's `astronaut` (shipped
-inside the installed package, so the job runs offline on a fresh machine).
+Weights: a checkpoint when one is given (`oace demo` passes the reference checkpoint when one is
+installed), else seeded random weights, and then every output says loudly that the mask is
+meaningless. The sample photo is scikit-image's `astronaut` (shipped inside the installed package,
+so the job runs offline on a fresh machine).
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def run_demo(
 
     # the table of parts describes the default segmenter (seeded, or a checkpoint of that architecture)
     default = getattr(model, "cfg", None) == PRESETS["segmenter"].config
-    names = ("prior", "msfnet", "segmenter") if default and (checkpoint or model_name == "segmenter") else ()
+    names = ("prior", "msfnet", "segmenter") if default else ()
     summaries = [summarize(name) for name in names]
     report: dict[str, Any] = {
         "weights": weights,
