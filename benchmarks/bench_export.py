@@ -1,6 +1,7 @@
 """Print the bundle's size, load time and latency on this machine against PyTorch and ONNX Runtime.
 
-    python benchmarks/bench_export.py --export-dir runs/demo [--runs 5] [--threads 1,2]
+    python benchmarks/bench_export.py --export-dir runs/demo_full [--runs 5] [--threads 1,2]   # after `oace demo --untrained --out runs/demo_full`
+    python benchmarks/bench_export.py --export-dir runs/demo --checkpoint model/weights/oace_reference_v1_fp16.pt   # after `make demo`
 
 Reads the files `oace export` / `make demo` wrote (oace_segmenter.onnx, saved_model/,
 oace_segmenter_{fp32,fp16,int8}.tflite; fp16 is converted from saved_model/ when absent) and

@@ -1,5 +1,7 @@
 """Compare training runs on one figure: per-step training loss (moving average) and the validation
-metric per epoch, from each run's `last.pt` history. Prints the per-epoch table too.
+metric per epoch, from each run's `last.pt` history, or from its `train.json` when only the reports
+came back (a run on a remote GPU): that has no per-step losses, so the left panel then shows the
+per-epoch training loss of every run. Prints the per-epoch table too.
 
     python benchmarks/plot_runs.py runs/ref/msfnet runs/ref/disk --labels OACE,disk --out curves.png
 """
@@ -7,6 +9,7 @@ metric per epoch, from each run's `last.pt` history. Prints the per-epoch table 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -22,9 +25,12 @@ from oace.errors import InputError  # noqa: E402
 
 def load_history(run: Path) -> list[dict]:
     path = run / "last.pt"
-    if not path.is_file():
-        raise InputError(f"{path}: no such file (a run directory of `oace train`?)")
-    return list(torch.load(path, map_location="cpu", weights_only=True)["history"])
+    if path.is_file():
+        return list(torch.load(path, map_location="cpu", weights_only=True)["history"])
+    summary = run / "train.json"
+    if summary.is_file():
+        return list(json.loads(summary.read_text())["epochs"])
+    raise InputError(f"{run}: neither last.pt nor train.json (a run directory of `oace train`?)")
 
 
 def moving_average(x: np.ndarray, k: int) -> np.ndarray:
@@ -49,16 +55,23 @@ def main(argv: list[str] | None = None) -> int:
 
     histories = [load_history(r) for r in args.runs]
     metric = next((k for k in ("val_miou1", "val_auc") if k in histories[0][0]), None)
+    per_step = all("step_losses" in r for h in histories for r in h)
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.6))
     for label, hist in zip(labels, histories):
-        steps = np.concatenate([np.asarray(r["step_losses"], float) for r in hist])
-        sm = moving_average(steps, args.window)
-        ax_loss.plot(np.arange(len(sm)) + len(steps) - len(sm) + 1, sm, label=label)
+        if per_step:
+            steps = np.concatenate([np.asarray(r["step_losses"], float) for r in hist])
+            sm = moving_average(steps, args.window)
+            ax_loss.plot(np.arange(len(sm)) + len(steps) - len(sm) + 1, sm, label=label)
+        else:
+            ax_loss.plot([r["epoch"] for r in hist], [r["train_loss"] for r in hist], marker="o", label=label)
         ax_val.plot([r["epoch"] for r in hist], [r.get(metric, float("nan")) for r in hist], marker="o", label=label)
         print(f"{label}: " + "; ".join(
             f"epoch {r['epoch']} train {r['train_loss']:.4f} val_loss {r.get('val_loss', float('nan')):.4f} {metric} {r.get(metric, float('nan')):.4f}"
             for r in hist))
-    ax_loss.set(title=f"training loss ({args.window}-step moving average)", xlabel="step")
+    if per_step:
+        ax_loss.set(title=f"training loss ({args.window}-step moving average)", xlabel="step")
+    else:
+        ax_loss.set(title="training loss (epoch mean)", xlabel="epoch")
     ax_val.set(title=f"validation {metric}", xlabel="epoch")
     for ax in (ax_loss, ax_val):
         ax.legend()

@@ -45,7 +45,8 @@ from oace.reports import markdown_table, provenance
 STAGES = ("prior", "msfnet")
 STATE_FORMAT = "oace-train-state/1"
 # fields that may change between a run and its resumption
-RESUMABLE_CHANGES = ("epochs", "workers", "progress", "resume")
+RESUMABLE_CHANGES = ("epochs", "workers", "progress", "resume", "max_minutes")
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +63,9 @@ class TrainConfig:
     model: str | None = None  # preset; default "prior" / "segmenter"
     prior: str | None = None  # prior checkpoint for the msfnet stage (OACE guidance)
     init: str | None = None  # timm ImageNet HRNet checkpoint for the backbone
+    weights: str | None = None  # start from trained weights (fine-tuning): prior.pt (prior stage) or segmenter.pt (msfnet)
+    schedule: str = "constant"  # learning rate: "constant" or "cosine" (to 0 over the run, or over --max-minutes if that ends first)
+    max_minutes: float | None = None  # wall-clock budget of this session's training steps; the run then validates, saves, ends
     resume: bool = False
     val_fraction: float = 0.05
     val_max: int | None = 2000  # cap on validation objects per epoch (5 % of COCO+LVIS would be ~100k)
@@ -102,6 +106,12 @@ class TrainConfig:
             raise InputError(f"--contrast {self.contrast!r}: expected one of {', '.join(CONTRASTS)}")
         if self.workers < 0:
             raise InputError(f"--workers {self.workers}: must be >= 0")
+        if self.schedule not in SCHEDULES:
+            raise InputError(f"--schedule {self.schedule!r}: expected one of {', '.join(SCHEDULES)}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise InputError(f"--max-minutes {self.max_minutes}: must be > 0")
+        if self.weights is not None and self.init is not None:
+            raise InputError("--weights and --init both set the starting weights: pass one")
 
 
 # ---------------------------------------------------------------- distributed
@@ -199,6 +209,29 @@ def load_prior(path: str, want: PriorConfig) -> OACEPrior:
     for p in model.parameters():
         p.requires_grad_(False)
     return model.eval()
+
+
+def load_start_weights(task: "PriorTask | MSFNetTask", path: str) -> None:
+    """Load trained weights into the network a stage trains (fine-tuning; the optimizer starts fresh).
+
+    Prior stage: a prior checkpoint, or the prior of a segmenter. MSFNet stage: the MSFNet of a
+    segmenter checkpoint. The architecture must be the one this run builds.
+    """
+    model = load_model(path)
+    if isinstance(task, PriorTask):
+        if isinstance(model, Segmenter):
+            if model.prior is None:
+                raise CheckpointError(f"{path}: this segmenter has no prior (a click-disk ablation)")
+            model = model.prior
+        want = OACEPrior
+    else:
+        if not isinstance(model, Segmenter):
+            raise CheckpointError(f"{path}: the msfnet stage starts from a segmenter checkpoint, got {type(model).__name__}")
+        model = model.msfnet
+        want = type(task.trainable)
+    if not isinstance(model, want) or model.cfg != task.trainable.cfg:
+        raise CheckpointError(f"{path}: its {type(model).__name__} is not the architecture this run trains ({task.trainable.cfg})")
+    task.trainable.load_state_dict(model.state_dict())
 
 
 class SideEncoders:
@@ -447,6 +480,10 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         if env.main:
             for name, rep in init_report.items():
                 print(f"--init {cfg.init} -> {name}: {rep['summary']}")
+    if cfg.weights and not cfg.resume:
+        load_start_weights(task, cfg.weights)
+        if env.main:
+            print(f"--weights {cfg.weights}: {cfg.stage} starts from these trained weights")
     params = [p for p in task.trainable.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
     scaler = torch.amp.GradScaler("cuda") if cfg.amp else None
@@ -471,6 +508,8 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         net = nn.parallel.DistributedDataParallel(task.trainable, device_ids=ids)
 
     started = time.time()
+    budget = cfg.max_minutes * 60.0 if cfg.max_minutes else None
+    out_of_time = False
     for epoch in range(start, cfg.epochs):
         seed_everything(cfg.seed, env.rank, epoch)
         sampler.set_epoch(epoch)
@@ -480,14 +519,26 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         losses = []
         batches = iter(loader)
         bar = _progress(steps, f"{cfg.stage} epoch {epoch + 1}/{cfg.epochs}", cfg.progress and env.main)
-        for _ in range(steps):
+        for i in range(steps):
+            elapsed = time.time() - started
+            if budget is not None and _agree(elapsed >= budget, env):
+                out_of_time = True
+                break
+            time_done = elapsed / budget if budget is not None else 0.0
+            lr = cfg.lr * lr_factor(cfg.schedule, epoch * steps + i, cfg.epochs * steps, time_done)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             micro_batches = [to_device(next(batches), env.device) for _ in range(cfg.accum)]
             loss = train_step(task, net, optimizer, micro_batches, scaler, cfg.amp)
             losses.append(_mean_across(loss, env))
             bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{lr:.2e}")
         bar.close()
-        row = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "step_losses": losses}
+        if not losses:  # the budget ran out at the start of an epoch: nothing new to validate
+            break
+        row = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "step_losses": losses, "steps": len(losses), "lr_end": lr}
+        if out_of_time:
+            row["stopped"] = f"--max-minutes {cfg.max_minutes} reached after {len(losses)} of {steps} steps"
         if env.main:
             row.update(validate(task, val_set, micro, env.device, cfg.workers))
             row["seconds"] = round(time.time() - t0, 2)
@@ -514,6 +565,10 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
                   f"{row.get('val_loss', float('nan')):.4f}, {task.metric} {row.get(task.metric, float('nan')):.4f}")
         if env.world > 1:
             dist.barrier()
+        if out_of_time:
+            if env.main:
+                print(f"{cfg.stage}: --max-minutes {cfg.max_minutes} reached in epoch {epoch + 1}; saved and stopped")
+            break
     summary = json_summary(cfg, history, best, init_report, time.time() - started)
     if env.world > 1:
         dist.barrier()
@@ -537,6 +592,27 @@ def validate(task: PriorTask | MSFNetTask, val_set: TrainSet, batch: int, device
     row = {"val_loss": float(sum(losses) / n), task.metric: float(np.mean(scores)) if scores else float("nan"), "val_objects": n}
     row.update({k: float(np.mean(v)) for k, v in extra.items() if v})
     return row
+
+
+def lr_factor(schedule: str, step: int, total_steps: int, time_done: float = 0.0) -> float:
+    """Multiplier of the base learning rate at `step` of `total_steps`.
+
+    cosine: 0.5 * (1 + cos(pi * p)), p the larger of the step fraction and `time_done` (the fraction of
+    a wall-clock budget spent), so the rate reaches 0 whichever of the two ends the run first.
+    """
+    if schedule == "constant":
+        return 1.0
+    p = min(1.0, max(step / max(total_steps, 1), time_done))
+    return 0.5 * (1.0 + math.cos(math.pi * p))
+
+
+def _agree(flag: bool, env: Dist) -> bool:
+    """True on every process when it is true on any (all processes must stop at the same step)."""
+    if env.world == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=env.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
 
 
 def _mean_across(value: float, env: Dist) -> float:

@@ -192,3 +192,70 @@ def test_crop_training_validates_on_whole_images(salient_dir, tiny_prior, tmp_pa
     summary = run_training(_cfg(salient_dir, tmp_path / "run", "msfnet", tiny_prior, size=64, crop=32))
     assert summary["epochs"][0]["val_objects"] == 2 and 0.0 <= summary["epochs"][0]["val_miou1"] <= 1.0
     assert "random 32x32 crops" in (tmp_path / "run" / "train.md").read_text()
+
+
+def test_cosine_schedule_follows_steps_or_the_time_budget_whichever_ends_first():
+    from model.train import lr_factor
+
+    assert lr_factor("constant", 90, 100, 0.9) == 1.0
+    assert lr_factor("cosine", 0, 100) == 1.0
+    assert lr_factor("cosine", 50, 100) == pytest.approx(0.5)
+    assert lr_factor("cosine", 100, 100) == pytest.approx(0.0)
+    # half the time budget spent after 10 % of the steps: the time fraction rules
+    assert lr_factor("cosine", 10, 100, time_done=0.5) == pytest.approx(0.5)
+    assert lr_factor("cosine", 75, 100, time_done=0.5) == pytest.approx(0.5 * (1 + np.cos(0.75 * np.pi)))
+    assert lr_factor("cosine", 10, 100, time_done=3.0) == pytest.approx(0.0)
+
+
+def test_max_minutes_ends_the_run_early_with_the_epoch_validated_and_saved(salient_dir, tiny_prior, tmp_path, monkeypatch):
+    import model.train as train_mod
+
+    clock = {"t": 1000.0}
+
+    def fake_time() -> float:  # every call advances 1 s: a 0.1-minute budget lasts a handful of steps
+        clock["t"] += 1.0
+        return clock["t"]
+
+    monkeypatch.setattr(train_mod.time, "time", fake_time)
+    out = tmp_path / "budget"
+    cfg = _cfg(salient_dir, out, "msfnet", tiny_prior, epochs=50, batch=2, max_minutes=0.1, schedule="cosine")
+    summary = run_training(cfg)
+    epochs = summary["epochs"]
+    assert len(epochs) < 50  # stopped long before the planned 50 epochs
+    last = epochs[-1]
+    planned = int(last["stopped"].split(" of ")[1].split()[0])  # "... reached after N of M steps"
+    assert last["stopped"].startswith("--max-minutes 0.1 reached") and 0 < last["steps"] < planned
+    assert last["lr_end"] < cfg.lr  # the cosine followed the budget down
+    assert "val_miou1" in last and (out / "segmenter.pt").is_file()
+    state = load_state(out / "last.pt")
+    assert state["epoch"] == last["epoch"]
+
+
+def test_weights_start_a_run_from_trained_weights_and_refuse_other_architectures(salient_dir, tiny_prior, tmp_path):
+    from model.train import load_start_weights
+    from oace.errors import CheckpointError
+
+    first = tmp_path / "first"
+    run_training(_cfg(salient_dir, first, "msfnet", tiny_prior))
+    trained = load_model(first / "segmenter.pt")
+    cfg = _cfg(salient_dir, tmp_path / "second", "msfnet", tiny_prior, weights=str(first / "segmenter.pt"))
+    task = build_task(cfg, torch.device("cpu"))
+    assert not torch.equal(task.trainable.state_dict()["head.0.weight"] if "head.0.weight" in task.trainable.state_dict()
+                           else next(iter(task.trainable.parameters())), next(iter(trained.msfnet.parameters())))
+    load_start_weights(task, str(first / "segmenter.pt"))
+    for k, v in trained.msfnet.state_dict().items():
+        assert torch.equal(task.trainable.state_dict()[k], v), k
+    # the prior stage takes the segmenter's prior
+    prior_task = build_task(_cfg(salient_dir, tmp_path / "p", "prior"), torch.device("cpu"))
+    load_start_weights(prior_task, str(first / "segmenter.pt"))
+    for k, v in trained.prior.state_dict().items():
+        assert torch.equal(prior_task.trainable.state_dict()[k], v), k
+    # a prior checkpoint cannot start the msfnet stage; another architecture is refused
+    with pytest.raises(CheckpointError, match="starts from a segmenter checkpoint"):
+        load_start_weights(task, str(tiny_prior))
+    big = tmp_path / "big.pt"
+    save_checkpoint(build("prior", PRESETS["segmenter"].config.prior, seed=0), big)
+    with pytest.raises(CheckpointError, match="not the architecture this run trains"):
+        load_start_weights(prior_task, str(big))
+    with pytest.raises(InputError, match="--weights and --init"):
+        dataclasses.replace(cfg, init="x.pth").check()

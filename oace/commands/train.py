@@ -25,6 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="preset (default: prior / segmenter); e.g. segmenter_disk, segmenter_baseline, segmenter_tiny")
     p.add_argument("--prior", default=None, help="prior checkpoint (prior.pt of a prior run) for the msfnet stage")
     p.add_argument("--init", default=None, help="timm ImageNet HRNet checkpoint (.pth/.safetensors) for the backbone")
+    p.add_argument("--weights", default=None, help="start from trained weights (fine-tune): prior.pt for the prior stage, segmenter.pt for msfnet")
+    p.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
+                   help="learning rate: constant (default) or cosine decay to 0 over the run (or over --max-minutes, whichever ends first)")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="wall-clock budget for the training steps; when spent, the epoch ends early, is validated and saved, and the run stops")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
     p.add_argument("--val-fraction", type=float, default=0.05, help="held-out share of the objects (default 0.05)")
     p.add_argument("--val-max", type=int, default=2000, help="score at most this many held-out objects per epoch (default 2000)")
@@ -44,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(
         stage=args.stage, data=args.data, out=args.out, epochs=args.epochs, batch=args.batch, accum=args.accum,
-        lr=args.lr, size=args.size, crop=args.crop, model=args.model, prior=args.prior, init=args.init, resume=args.resume,
+        lr=args.lr, size=args.size, crop=args.crop, model=args.model, prior=args.prior, init=args.init, weights=args.weights,
+        schedule=args.schedule, max_minutes=args.max_minutes, resume=args.resume,
         val_fraction=args.val_fraction, val_max=args.val_max, seed=args.seed, workers=args.workers, amp=args.amp, limit=args.limit,
         patches=args.patches, contrast=args.contrast, progress=not args.no_progress,
     )
