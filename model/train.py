@@ -195,13 +195,18 @@ def resolve_model(cfg: TrainConfig) -> tuple[PriorConfig | None, MSFNetConfig | 
     raise InputError(f"--model {name!r} is a {preset.arch}, not an MSFNet")
 
 
+def _prior_part(model: nn.Module, path: str) -> nn.Module:
+    """A segmenter's prior (CheckpointError for a click-disk ablation, which has none); any other model as is."""
+    if not isinstance(model, Segmenter):
+        return model
+    if model.prior is None:
+        raise CheckpointError(f"{path}: this segmenter has no prior (a click-disk ablation)")
+    return model.prior
+
+
 def load_prior(path: str, want: PriorConfig) -> OACEPrior:
     """A frozen prior from a `prior` or `segmenter` checkpoint; its embedding must fit the MSFNet."""
-    model = load_model(path)
-    if isinstance(model, Segmenter):
-        if model.prior is None:
-            raise CheckpointError(f"{path}: this segmenter has no prior (a click-disk ablation)")
-        model = model.prior
+    model = _prior_part(load_model(path), path)
     if not isinstance(model, OACEPrior):
         raise CheckpointError(f"{path}: expected a prior or segmenter checkpoint, got {type(model).__name__}")
     if model.cfg.embed_dim != want.embed_dim:
@@ -219,10 +224,7 @@ def load_start_weights(task: "PriorTask | MSFNetTask", path: str) -> None:
     """
     model = load_model(path)
     if isinstance(task, PriorTask):
-        if isinstance(model, Segmenter):
-            if model.prior is None:
-                raise CheckpointError(f"{path}: this segmenter has no prior (a click-disk ablation)")
-            model = model.prior
+        model = _prior_part(model, path)
         want = OACEPrior
     else:
         if not isinstance(model, Segmenter):
