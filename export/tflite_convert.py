@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from export.tf_convert import SIGNATURE
+from export.tflite_passes import optimize_for_cpu
 from oace.artifacts import Artifact, write_bytes_atomic
 from oace.reports import tool_versions
 
@@ -24,5 +25,6 @@ def saved_model_to_tflite(saved_model_dir: str | os.PathLike, out_path: str | os
     if precision == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
-    write_bytes_atomic(out_path, converter.convert())
+    data, _ = optimize_for_cpu(converter.convert())  # exact layout rewrites, see export/tflite_passes.py
+    write_bytes_atomic(out_path, data)
     return Artifact.of(Path(out_path), time.perf_counter() - t0, tool_versions())

@@ -9,12 +9,12 @@ Two traps shape this module (both measured here, see docs/architecture.md):
 
 Instead, an integer disk of radius r is exactly the union of a few axis-aligned rectangles
 (`disk_rectangles`: 4 for r = 5). The union over clicks and rectangles of outer products
-"row inside" x "column inside" is one matrix product with an inner dimension of
-rectangles x clicks (4 x 24 = 96): [H, 96] @ [96, W] counts how many (click, rectangle) pairs
-cover each pixel, and a pixel is in some disk iff that count is > 0. The indicators come from
+"row inside" x "column inside" is a matrix product with an inner dimension of
+rectangles x clicks (4 x 24 = 96): [H, 96] @ [96, W x C] counts how many (click, rectangle) pairs
+cover each pixel of each of C maps, and a pixel is in some disk iff that count is >= 1. The indicators come from
 int32 comparisons on [B, N, 512] vectors; the product of 0/1 values is an exact small integer.
-Fp32 TFLite runs this in ~2 ms. (int8 BATCH_MATMUL miscomputes these 0/1 operands, so the int8
-bundle keeps this one product in float; see quantize/.)
+Fp32 TFLite runs this in well under 1 ms at 2 threads. (int8 BATCH_MATMUL miscomputes these 0/1
+operands, so the int8 bundle keeps the products and their clamp in float; see quantize/.)
 """
 
 from __future__ import annotations
@@ -56,22 +56,39 @@ class ClickEncoder(nn.Module):
         self.register_buffer("rect_dx2", torch.tensor([b * b for _, b in rects], dtype=torch.int32).view(1, -1, 1, 1), persistent=False)
 
     def forward(self, clicks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        first, others = self.encode_nhwc(clicks)
+        return first.permute(0, 3, 1, 2), others.permute(0, 3, 1, 2)
+
+    def encode_nhwc(self, clicks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """clicks int32 [B, N, 3] -> (first_disk [B, H, W, 1], click_maps [B, H, W, 2]), float 0/1.
+
+        Channels-last on purpose, as the exported graph runs: a [B, 3, H, W] product made the
+        converter add full-resolution transposes, and slicing channels out of one NHWC product
+        costs a strided copy, so each output is its own product. The union is clamped to 1 (counts
+        are whole numbers >= 0, so this is exact) rather than compared: a float MINIMUM runs in
+        XNNPACK, while a GREATER + CAST pair fell back to TFLite's reference kernels (~5 ms at 512x512).
+        """
         b, n, _ = clicks.shape
         k = self.rect_dy2.shape[1]
+        h, w = self.grid_y.shape[-1], self.grid_x.shape[-1]
         cx = clicks[:, :, 0].view(b, 1, n, 1)
         cy = clicks[:, :, 1].view(b, 1, n, 1)
         dy = self.grid_y - cy  # [B, 1, N, H] int32
         dx = self.grid_x - cx  # [B, 1, N, W] int32
-        rows = (dy * dy <= self.rect_dy2).to(torch.float32).reshape(b, 1, k * n, -1)  # [B, 1, K*N, H]
-        cols = (dx * dx <= self.rect_dx2).to(torch.float32).reshape(b, 1, k * n, -1)  # [B, 1, K*N, W]
+        rows = (dy * dy <= self.rect_dy2).to(torch.float32).reshape(b, k * n, h).transpose(1, 2)  # [B, H, K*N]
+        cols = (dx * dx <= self.rect_dx2).to(torch.float32).reshape(b, k * n, w)  # [B, K*N, W]
 
         labels = clicks[:, :, 2]
         positive = (labels == POSITIVE).to(torch.float32)
         negative = (labels == NEGATIVE).to(torch.float32)
         first = torch.cat([positive[:, :1], torch.zeros_like(positive[:, 1:])], dim=1)
         follow = torch.cat([torch.zeros_like(positive[:, :1]), positive[:, 1:]], dim=1)
-        weights = torch.stack([first, follow, negative], dim=1).repeat(1, 1, k)  # [B, 3, K*N], k-major like rows
 
-        counts = torch.matmul((rows * weights.unsqueeze(-1)).transpose(2, 3), cols)  # [B, 3, H, W]
-        maps = (counts > 0.5).to(torch.float32)  # counts are whole numbers: covered iff >= 1
-        return maps[:, :1], maps[:, 1:]
+        def union(weights: torch.Tensor) -> torch.Tensor:
+            """weights [B, N, C] -> [B, H, W, C]: pixel (y, x) of channel c counts the covering (click, rectangle) pairs."""
+            c = weights.shape[-1]
+            per_channel = (cols.unsqueeze(-1) * weights.repeat(1, k, 1).unsqueeze(2)).reshape(b, k * n, w * c)  # k-major like rows
+            counts = torch.matmul(rows, per_channel).reshape(b, h, w, c)
+            return torch.clamp(counts, max=1.0)  # covered iff count >= 1
+
+        return union(first.unsqueeze(-1)), union(torch.stack([follow, negative], dim=-1))

@@ -60,7 +60,11 @@ class OACEPrior(nn.Module):
         self.project = nn.Conv2d(d3, cfg.embed_dim, 1)
 
     def forward(self, image: torch.Tensor, disk: torch.Tensor) -> torch.Tensor:
-        f4, f8, f16, f32 = self.backbone(torch.cat([image, disk], dim=1))
+        return self.embed(torch.cat([image, disk], dim=1))
+
+    def embed(self, image_and_disk: torch.Tensor) -> torch.Tensor:
+        """forward() on the already stacked input [B, 4, H, W] (the bundle stacks it channels-last)."""
+        f4, f8, f16, f32 = self.backbone(image_and_disk)
         x = self.up3(self.up2(self.up1(f32, f16), f8), f4)
         emb = F.normalize(self.project(x), dim=1, eps=1e-6)
         return upsample(emb, 4)

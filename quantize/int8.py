@@ -7,10 +7,12 @@ Modes, each named by what it is (never a dynamic-range file called "int8"):
 - `int16x8`: int16 activations, int8 weights (more accurate, much slower on CPU).
 - `dynamic_range`: int8 weights, float activations, no calibration.
 
-One op stays float on purpose in the calibrated modes: the click encoding's BATCH_MATMUL of 0/1
-indicators (model/click_maps.py). The int8 BATCH_MATMUL kernel returns ~0.5 where the product is 1
-for these data-by-data operands (measured: 28 of 81 disk pixels lost), while in float it is exact
-and costs ~2 ms. TensorFlow's selective quantization (QuantizationDebugger denylist) keeps it float.
+Two ops stay float on purpose in the calibrated modes: the click encoding's BATCH_MATMUL of 0/1
+indicators and the MINIMUM that clamps its counts to 0/1 (model/click_maps.py). The int8
+BATCH_MATMUL kernel returns ~0.5 where the product is 1 for these data-by-data operands (measured:
+28 of 81 disk pixels lost), while in float it is exact and costs well under 1 ms; a float clamp
+yields exact 0/1 maps, which the following QUANTIZE represents exactly. TensorFlow's selective
+quantization (QuantizationDebugger denylist) keeps both float.
 
 We quantize with TensorFlow's converter from onnx2tf's float SavedModel rather than onnx2tf's
 -oiqt: that cannot calibrate non-float inputs (uint8 image, int32 clicks) and downloads sample data.
@@ -26,12 +28,13 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from export.tf_convert import SIGNATURE
+from export.tflite_passes import optimize_for_cpu
 from oace.artifacts import Artifact, write_bytes_atomic
 from oace.errors import ToolkitError
 from oace.reports import tool_versions
 
 MODES = ("int8", "int16x8", "dynamic_range")
-FLOAT_BY_DESIGN = ("BATCH_MATMUL",)
+FLOAT_BY_DESIGN = ("BATCH_MATMUL", "MINIMUM")
 RepresentativeDataset = Callable[[], Iterator[dict[str, np.ndarray]]]
 
 
@@ -78,5 +81,6 @@ def quantize(
             data = debugger.get_nondebug_quantized_model()
         else:
             data = converter.convert()
+    data, _ = optimize_for_cpu(data)  # exact layout rewrites, see export/tflite_passes.py
     write_bytes_atomic(out_path, data)
     return Artifact.of(Path(out_path), time.perf_counter() - t0, tool_versions())

@@ -94,31 +94,42 @@ def test_int8_computes_in_integers_except_the_documented_float_ops(tiny_export):
     result, _, _ = tiny_export
     contents = inspect_tflite(result.out_dir / "oace_segmenter_int8.tflite")
     assert contents.flex_ops == []
-    # click-encoding matmul (float by design) and the prior's L2 normalization; every conv is int8
-    assert set(contents.float_ops) <= {"BATCH_MATMUL", "SQUARE", "SQRT", "MAXIMUM", "DIV", "SUM"}
-    assert contents.float_ops.get("BATCH_MATMUL") == 1
+    # click-encoding matmul and clamp (float by design) and the prior's L2 normalization; every conv is int8
+    assert set(contents.float_ops) <= {"BATCH_MATMUL", "MINIMUM", "SQUARE", "SQRT", "MAXIMUM", "DIV", "SUM"}
+    assert contents.float_ops.get("BATCH_MATMUL") == 2 and contents.float_ops.get("MINIMUM") == 2
     assert contents.op_counts["CONV_2D"] > 100 and "CONV_2D" not in contents.float_ops
 
 
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_no_layout_transposes_are_left_in_the_bundle(tiny_export, precision):
+    """The graph runs channels-last from input to output: onnx2tf's NCHW concatenations are folded."""
+    result, _, _ = tiny_export
+    contents = inspect_tflite(result.out_dir / f"oace_segmenter_{precision}.tflite")
+    assert "TRANSPOSE" not in contents.op_counts
+    assert contents.op_counts["CONCATENATION"] >= 5  # the decoder and aggregate concatenations are still there
+
+
 def click_maps_inside(path: Path, clicks: np.ndarray, image: np.ndarray, prev: np.ndarray) -> np.ndarray:
-    """Run a bundle keeping every intermediate tensor; return the click encoding's 0/1 maps
-    (the output of its single GREATER op) as [3, H, W]."""
+    """Run a bundle keeping every intermediate tensor; return the click encoding's 0/1 maps (the
+    outputs of its two MINIMUM ops, the clamps of the disk counts: first disk, then follow-up
+    positives and negatives) as [3, H, W]."""
     from ai_edge_litert.interpreter import Interpreter
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model(str(path))
     graph = model.subgraphs[0]
-    greater = [op for op in graph.operators
-               if max(model.operatorCodes[op.opcodeIndex].builtinCode, model.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode)
-               == schema.BuiltinOperator.GREATER]
-    assert len(greater) == 1
+    clamps = [op for op in graph.operators
+              if max(model.operatorCodes[op.opcodeIndex].builtinCode, model.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode)
+              == schema.BuiltinOperator.MINIMUM]
+    assert len(clamps) == 2
     interp = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True)
     interp.allocate_tensors()
     runner = interp.get_signature_runner("segment")
     runner(image=image, clicks=clicks, prev_mask=prev)
-    maps = interp.get_tensor(greater[0].outputs[0])
-    return maps.reshape(3, 512, 512) if maps.shape[1] == 3 else np.moveaxis(maps.reshape(512, 512, 3), -1, 0)
+    first, others = sorted((interp.get_tensor(op.outputs[0]) for op in clamps), key=lambda t: t.size)
+    assert first.dtype == others.dtype == np.float32  # float by design: exact 0/1, quantized exactly afterwards
+    return np.concatenate([first.reshape(512, 512, 1), others.reshape(512, 512, 2)], axis=-1).transpose(2, 0, 1)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
@@ -136,7 +147,7 @@ def test_click_encoding_inside_the_bundle_is_exact(tiny_export, precision):
     first, follow = ClickEncoder(512, 512, 5)(torch.from_numpy(clicks))
     want = torch.cat([first, follow], dim=1)[0].numpy()
     assert want.sum() == 81 + 81 + (26 + 81)  # first disk, follow-up disk, negatives: a corner quarter + a disk
-    assert np.array_equal(got.astype(bool), want.astype(bool))
+    assert np.array_equal(got, want)
 
 
 def test_metadata_describes_the_file(tiny_export):
