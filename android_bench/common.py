@@ -6,8 +6,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import statistics
+import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -58,7 +59,26 @@ def describe_model(model: str | os.PathLike) -> dict[str, Any]:
         info["inputs"] = None
         info["preprocessing_in_graph"] = None
         info["inspect_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    try:
+        from export.tflite_inspect import tflite_macs
+
+        info["macs"] = tflite_macs(p).to_json()  # ms per GMAC in the report; which kernels (int8 / float) run
+    except Exception as exc:  # noqa: BLE001 - MACs only add a column; a file TensorFlow cannot read still runs
+        info["macs"] = None
+        info["macs_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
     return info
+
+
+def timed_ms(fn: Callable[[], Any], warmup: int, runs: int) -> list[float]:
+    """`warmup` untimed calls of fn, then the milliseconds of `runs` back-to-back timed calls."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1e3)
+    return out
 
 
 def new_report(mode: str, model_info: dict[str, Any], prof: DeviceProfile, argv: Sequence[str] | None) -> dict[str, Any]:

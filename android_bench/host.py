@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import platform
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -12,6 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from android_bench.common import HOST_LABEL, aggregate, describe_model, fail, interpreter_class, new_report
+from android_bench.host_cpu import cpu_facts, int8_note
 from android_bench.profiles import get_profile, verdict, with_targets
 from android_bench.report import write_bench_reports
 from oace.errors import InputError, ToolkitError
@@ -57,18 +58,6 @@ def _stats_ms(samples: Sequence[float]) -> dict[str, Any]:
         "inference_max_ms": round(float(a.max()), 4),
         "runs": int(a.size),
     }
-
-
-def _host_facts() -> dict[str, Any]:
-    cpu = platform.processor() or None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"machine": platform.machine(), "system": platform.system(), "cpu": cpu, "cores": os.cpu_count()}
 
 
 def _one_host_config(model: Path, threads: int, warmup: int, runs: int, seed: int, progress: bool) -> dict[str, Any]:
@@ -146,12 +135,15 @@ def bench_host(
     target_inference_ms: float | None = None,
     preprocess_ms: float | None = None,
     progress: bool = True,
+    kernel_floor: bool = False,
     argv: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Benchmark a .tflite with the LiteRT interpreter on this computer, for each thread count.
 
     load = model read + interpreter build + allocate_tensors; inference = one signature-runner call
     (input copy-in, invoke, output copy-out), `warmup` calls then `runs` timed calls.
+    kernel_floor: also measure this CPU's int8 and fp32 convolution floor at the same thread counts
+    (android_bench/kernel_floor.py, under half a minute), so the model's ms/GMAC can be read against it.
     """
     if runs < 1 or warmup < 0 or not threads or any(t < 1 for t in threads):
         raise InputError("host bench needs runs >= 1, warmup >= 0 and thread counts >= 1")
@@ -159,7 +151,8 @@ def bench_host(
     prof = with_targets(get_profile(profile), target_load_ms, target_inference_ms)
     report = new_report("host", model_info, prof, argv)
     report["label"] = HOST_LABEL
-    report["host"] = _host_facts()
+    facts = cpu_facts()
+    report["host"] = {**facts, "int8_note": int8_note(facts)}
     report["settings"] = {"threads": list(threads), "warmup": warmup, "runs": runs, "seed": seed,
                           "preprocess_ms": preprocess_ms}
     out_dir = Path(out)
@@ -174,6 +167,12 @@ def bench_host(
             )
             cfg["verdict"]["scope"] = "host check only: the targets apply to the phone"
             report["configurations"].append(cfg)
+            write_bench_reports(report, out_dir)
+        if kernel_floor:
+            from android_bench.kernel_floor import build_probe, measure_floor
+
+            with tempfile.TemporaryDirectory(prefix="oace_floor_") as tmp:
+                report["kernel_floor"] = measure_floor(build_probe(tmp), threads)
             write_bench_reports(report, out_dir)
     except ToolkitError as exc:
         return fail(report, out_dir, str(exc))

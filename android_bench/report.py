@@ -42,8 +42,11 @@ def render_markdown(report: dict[str, Any]) -> str:
     else:
         h = report.get("host") or {}
         runtimes = sorted({r.get("runtime") for c in report["configurations"] for r in c["repeats"] if r.get("runtime")})
+        isa = ", ".join(h.get("vector_isa") or []) or "-"
+        dot = ", ".join(h.get("int8_dot_product_isa") or []) or ("none" if h.get("int8_dot_product") is False else "unknown")
         lines += [f"Host: {h.get('cpu')} ({h.get('cores')} cores, {h.get('machine')}), "
-                  f"interpreter {', '.join(runtimes) or '-'}"]
+                  f"interpreter {', '.join(runtimes) or '-'}",
+                  f"Host vector ISA: {isa}; int8 dot-product instructions: {dot}"]
     s = report.get("settings") or {}
     lines += [
         f"Targets ({prof['name']}): load <= {prof['load_ms']:g} ms, inference <= {prof['inference_ms']:g} ms",
@@ -57,6 +60,9 @@ def render_markdown(report: dict[str, Any]) -> str:
                              "outside the graph (not counted unless --preprocess-ms is given)" if pig is False else
                              "unknown (the host could not open the model)")
     )
+    macs = report["model"].get("macs")
+    if macs:
+        lines.append(f"Model: {macs['gmacs']:.2f} GMACs per call, {macs['precision']} kernels carry most of them")
     lines.append(f"Status: **{report['status']}**" + (f" - {report['error']}" if report.get("error") else ""))
     lines.append("")
     rows = []
@@ -79,7 +85,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             c["name"], c["threads"], deleg_txt, f"{a.get('repeats_ok', 0)}/{a.get('repeats', 0)}",
             _fmt(a.get("init_ms")), _fmt(a.get("first_inference_ms")), _fmt(a.get("inference_avg_ms")),
             _fmt(a.get("inference_std_ms"), 2), _fmt(a.get("inference_p50_ms") or a.get("inference_min_ms")),
-            _fmt(a.get("inference_p90_ms") or a.get("inference_max_ms")), _fmt(a.get("peak_memory_mb")), result,
+            _fmt(a.get("inference_p90_ms") or a.get("inference_max_ms")), _fmt(a.get("peak_memory_mb")),
+            _fmt(c.get("ms_per_gmac"), 2), result,
         ])
         for w in v.get("warnings", []):
             warnings.append(f"- **{c['name']}: {w}**")
@@ -87,11 +94,16 @@ def render_markdown(report: dict[str, Any]) -> str:
     head3 = "p90 ms" if mode == "host" else "max ms"
     lines.append(markdown_table(
         ["config", "threads", "delegation", "repeats ok", "load ms", "first ms", "avg ms", "std ms", head2, head3,
-         "peak MB", "verdict"],
+         "peak MB", "ms/GMAC", "verdict"],
         rows,
     ))
+    note = (report.get("host") or {}).get("int8_note") if mode == "host" else None
+    if note and (macs or {}).get("precision") == "int8":
+        warnings.append(f"- **{note}**")
     if warnings:
         lines += ["## Warnings", "", *warnings, ""]
+    if report.get("kernel_floor"):
+        lines += _floor_section(report["kernel_floor"], report["configurations"], (macs or {}).get("precision"))
     if mode == "host":
         lines += ["These are host figures from this computer's CPU. They are not phone figures; the verdict "
                   "column is an indication only. Measure on the phone with `oace bench --device`.", ""]
@@ -100,6 +112,24 @@ def render_markdown(report: dict[str, Any]) -> str:
                   "repeats of the steady-state `Inference (avg)`; min/max over every run of every repeat. "
                   "Raw logs: `raw/`.", ""]
     return "\n".join(lines) + "\n"
+
+
+def _floor_section(floor: dict[str, Any], configs: list[dict[str, Any]], precision: str | None) -> list[str]:
+    """This CPU's conv floor (android_bench/kernel_floor.py) beside the model's ms/GMAC."""
+    own = {c["threads"]: c.get("ms_per_gmac") for c in configs}
+    key = "int8_ms_per_gmac" if precision == "int8" else "fp32_ms_per_gmac"
+    rows = []
+    for t, f in sorted(floor["threads"].items(), key=lambda kv: int(kv[0])):
+        mine = own.get(int(t))
+        rows.append([t, _fmt(f["int8_ms_per_gmac"], 2), _fmt(f["fp32_ms_per_gmac"], 2), f"{f['int8_speedup_over_fp32']:.2f}x",
+                     _fmt(mine, 2), f"{mine / f[key]:.2f}x" if mine and precision in ("int8", "float32") else "-"])
+    return [
+        "## This CPU's convolution floor", "",
+        f"3x3 convolutions alone at HRNet-W18's widths ({floor['gmacs']:.2f} GMACs; android_bench/kernel_floor.py), "
+        "int8 and fp32, same interpreter. The model column over the floor of its own precision is its overhead here.", "",
+        markdown_table(["threads", "int8 floor ms/GMAC", "fp32 floor ms/GMAC", "int8 speed-up over fp32",
+                        "model ms/GMAC", "model / floor"], rows),
+    ]
 
 
 def render_plot(report: dict[str, Any], path: Path) -> None:
@@ -139,8 +169,16 @@ def render_plot(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def ms_per_gmac(ms: float | None, model_info: dict[str, Any]) -> float | None:
+    """Milliseconds per billion multiply-accumulates of the model (None when its MACs are unknown)."""
+    macs = model_info.get("macs") or {}
+    return round(ms / macs["gmacs"], 4) if ms is not None and macs.get("gmacs") else None
+
+
 def write_bench_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str, str]:
     """Write bench.json, bench.md and latency.png into out_dir; return their paths."""
+    for c in report["configurations"]:
+        c["ms_per_gmac"] = ms_per_gmac((c.get("aggregate") or {}).get("inference_avg_ms"), report["model"])
     out = Path(out_dir)
     files = {"json": str(out / "bench.json"), "md": str(out / "bench.md"), "png": str(out / "latency.png")}
     report["files"] = files

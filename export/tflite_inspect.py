@@ -24,7 +24,8 @@ class TFLiteContents:
         return dataclasses.asdict(self)
 
 
-def inspect_tflite(path: str | os.PathLike) -> TFLiteContents:
+def _read(path: str | os.PathLike):
+    """(model object, schema module, {builtin code: op name}); a foreign file is a one-line ToolkitError."""
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
@@ -33,7 +34,11 @@ def inspect_tflite(path: str | os.PathLike) -> TFLiteContents:
         model = flatbuffer_utils.read_model(str(p))
     except Exception as exc:  # flatbuffers raises assorted errors on foreign bytes
         raise ToolkitError(f"{p}: not a TFLite flatbuffer ({type(exc).__name__})") from None
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    return model, schema, {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+
+
+def inspect_tflite(path: str | os.PathLike) -> TFLiteContents:
+    model, schema, names = _read(path)
     float_type = schema.TensorType.FLOAT32
     ops: collections.Counter[str] = collections.Counter()
     float_ops: collections.Counter[str] = collections.Counter()
@@ -75,3 +80,73 @@ def require_no_flex(contents: TFLiteContents, path: str | os.PathLike) -> None:
             f"{path}: uses Select-TF (Flex) ops {', '.join(contents.flex_ops)}, which the stock LiteRT runtime "
             "on a phone cannot run; change the model so these convert to TFLite builtins"
         )
+
+
+
+# multiply-accumulates per output element, from the operator's weight (or second input) shape
+_MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV", "CONV_3D")
+
+
+@dataclasses.dataclass(frozen=True)
+class MacCount:
+    """Multiply-accumulates of one call, per op type and per activation dtype of the op's data input."""
+
+    by_op: dict[str, int]
+    by_dtype: dict[str, int]  # "int8", "float32", "int16", ...: which kernels run the arithmetic
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_op.values())
+
+    @property
+    def precision(self) -> str | None:
+        """The activation dtype that carries most of the MACs (None for a model without any)."""
+        return max(self.by_dtype, key=self.by_dtype.get) if self.by_dtype else None
+
+    def to_json(self) -> dict:
+        return {"total": self.total, "gmacs": self.total / 1e9, "precision": self.precision, **dataclasses.asdict(self)}
+
+
+def tflite_macs(path: str | os.PathLike) -> MacCount:
+    """Multiply-accumulates of one call of subgraph 0 (convolutions and matrix products only).
+
+    Per output element: CONV_2D kh*kw*cin (weights [cout, kh, kw, cin]); DEPTHWISE_CONV_2D kh*kw;
+    FULLY_CONNECTED in_features (weights [out, in]); BATCH_MATMUL the contracted size;
+    CONV_3D kd*kh*kw*cin. TRANSPOSE_CONV counts kh*kw*cout per input element. Elementwise ops,
+    pooling and resizes are not counted, as model/summary.py does not count them on the PyTorch
+    side (the two agree on the segmenter: 38.66 GMACs).
+    """
+    import numpy as np
+
+    model, schema, names = _read(path)
+    dtypes = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    graph = model.subgraphs[0]
+
+    def shape(i: int) -> list[int]:
+        return [int(d) for d in graph.tensors[i].shape]
+
+    by_op: collections.Counter[str] = collections.Counter()
+    by_dtype: collections.Counter[str] = collections.Counter()
+    for op in graph.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        name = names.get(max(code.builtinCode, code.deprecatedBuiltinCode))
+        if name not in _MAC_OPS:
+            continue
+        out, data = int(np.prod(shape(op.outputs[0]))), op.inputs[0]
+        if name == "CONV_2D":
+            per = int(np.prod(shape(op.inputs[1])[1:]))
+        elif name == "CONV_3D":  # weights [kd, kh, kw, cin, cout]
+            per = int(np.prod(shape(op.inputs[1])[:-1]))
+        elif name == "DEPTHWISE_CONV_2D":
+            per = int(np.prod(shape(op.inputs[1])[1:3]))
+        elif name == "FULLY_CONNECTED":
+            per = shape(op.inputs[1])[-1]
+        elif name == "BATCH_MATMUL":
+            adj_x = bool(getattr(op.builtinOptions, "adjX", False))
+            per = shape(op.inputs[0])[-2 if adj_x else -1]
+        else:  # TRANSPOSE_CONV: inputs (output_shape, weights [cout, kh, kw, cin], input)
+            data = op.inputs[2]
+            out, per = int(np.prod(shape(data))), int(np.prod(shape(op.inputs[1])[:3]))
+        by_op[name] += out * per
+        by_dtype[dtypes.get(graph.tensors[data].type, "unknown")] += out * per
+    return MacCount(dict(sorted(by_op.items())), dict(sorted(by_dtype.items())))

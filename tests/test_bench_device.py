@@ -57,6 +57,9 @@ def test_device_bench_runs_each_config_and_records_exact_commands(tmp_path, monk
     assert cfgs["cpu-1t"]["aggregate"]["inference_avg_ms"] == pytest.approx(120.0)
     assert cfgs["cpu-4t"]["aggregate"]["inference_avg_ms"] == pytest.approx(30.0)
     assert cfgs["cpu-4t"]["aggregate"]["init_ms"] == pytest.approx(12.5)
+    # the tiny bundle's one conv: 32x32x4 outputs x 3x3x5 -> 184,320 MACs; 30 ms / 0.000184 GMAC
+    assert rep["model"]["macs"]["total"] == 184_320
+    assert cfgs["cpu-4t"]["ms_per_gmac"] == pytest.approx(30.0 / 184_320e-9, rel=1e-4)
     assert cfgs["cpu-4t"]["repeats"][0]["runs"] == 20 and cfgs["cpu-4t"]["repeats"][0]["peak_memory_mb"] == 25.75
     assert cfgs["cpu-4t"]["verdict"]["result"] == "PASS"
     assert "preprocessing is in the graph" in " ".join(cfgs["cpu-4t"]["verdict"]["reasons"])

@@ -119,3 +119,44 @@ def test_host_bench_falls_back_to_tflite_runtime(tiny_model, tmp_path, monkeypat
     r = rep["configurations"][0]["repeats"][0]
     assert r["runtime"] == "tflite-runtime" and r["runs"] == 2
     assert "tflite-runtime" in (tmp_path / "bench.md").read_text()
+
+
+def test_host_report_gives_ms_per_gmac_and_the_cpu(tiny_model, tmp_path):
+    rep = bench_host(tiny_model, threads=(1,), warmup=1, runs=3, out=tmp_path, progress=False)
+    macs = rep["model"]["macs"]
+    assert macs["by_op"] == {"CONV_2D": 32 * 32 * 4 * (3 * 3 * 5)} and macs["precision"] == "float32"
+    c = rep["configurations"][0]
+    assert c["ms_per_gmac"] == pytest.approx(c["aggregate"]["inference_avg_ms"] / macs["gmacs"], rel=1e-3)
+    assert rep["host"]["int8_dot_product"] in (True, False, None) and "vector_isa" in rep["host"]
+    md = (tmp_path / "bench.md").read_text()
+    assert "Host vector ISA:" in md and "| ms/GMAC |" in md and "0.00 GMACs per call" in md
+    assert "convolution floor" not in md  # only measured when asked
+
+
+def test_kernel_floor_section_and_the_loud_int8_note(tmp_path, monkeypatch, capsys):
+    """An int8 model on a CPU without int8 dot products: the report says so and reads it against the floor."""
+    from android_bench import host, host_cpu, kernel_floor
+
+    probe = kernel_floor.build_probe(tmp_path / "model", ((32, 16, 2),))
+    real_build = kernel_floor.build_probe
+    monkeypatch.setattr(kernel_floor, "build_probe", lambda out: real_build(out, ((32, 16, 2),)))
+    facts = {**host_cpu.cpu_facts(), "cpu": "AMD EPYC", "int8_dot_product": False, "int8_dot_product_isa": []}
+    monkeypatch.setattr(host, "cpu_facts", lambda: facts)
+    out = tmp_path / "cli"
+    assert main(["bench", "--host", str(probe.int8), "--threads", "1", "--warmup", "1", "--runs", "3",
+                 "--kernel-floor", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "this CPU's conv floor at 1 thread(s): int8" in text and "WARNING: THIS CPU HAS NO INT8 DOT-PRODUCT" in text
+    rep = json.loads((out / "bench.json").read_text())
+    floor = rep["kernel_floor"]["threads"]["1"]
+    assert rep["kernel_floor"]["layers"] == [[32, 16, 2]] and floor["int8_ms_per_gmac"] > 0
+    md = (out / "bench.md").read_text()
+    assert "## This CPU's convolution floor" in md and "THIS CPU HAS NO INT8 DOT-PRODUCT INSTRUCTIONS (AMD EPYC" in md
+    row = next(line for line in md.splitlines() if line.startswith("| 1 | "))
+    own, ratio = row.split(" | ")[4], row.split(" | ")[5].rstrip(" |")
+    assert float(ratio.rstrip("x")) == pytest.approx(float(own) / floor["int8_ms_per_gmac"], abs=0.01)
+
+
+def test_kernel_floor_is_a_host_option(tiny_model, capsys):
+    assert main(["bench", "--device", "auto", str(tiny_model), "--benchmark-binary", "bm", "--kernel-floor"]) == 2
+    assert "--kernel-floor measures this computer's CPU: use it with --host" in capsys.readouterr().err

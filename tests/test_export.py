@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from export.pipeline import export_bundle
-from export.tflite_inspect import TFLiteContents, inspect_tflite, require_no_flex
+from export.tflite_inspect import TFLiteContents, inspect_tflite, require_no_flex, tflite_macs
 from model.registry import build_model, save_checkpoint
 from oace.artifacts import sha256_file
 from oace.errors import ToolkitError
@@ -98,6 +98,19 @@ def test_int8_computes_in_integers_except_the_documented_float_ops(tiny_export):
     assert set(contents.float_ops) <= {"BATCH_MATMUL", "MINIMUM", "SQUARE", "SQRT", "MAXIMUM", "DIV", "SUM"}
     assert contents.float_ops.get("BATCH_MATMUL") == 2 and contents.float_ops.get("MINIMUM") == 2
     assert contents.op_counts["CONV_2D"] > 100 and "CONV_2D" not in contents.float_ops
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_the_bundle_does_the_multiply_accumulates_pytorch_counts(tiny_export, precision):
+    """MACs read from the .tflite (convolutions and the click-encoding matmuls) equal model/summary.py's."""
+    from model.summary import count_macs
+
+    result, _, model = tiny_export
+    macs = tflite_macs(result.out_dir / f"oace_segmenter_{precision}.tflite")
+    assert macs.total == count_macs("segmenter", model.cfg, model.cfg.input_size)
+    assert macs.precision == ("int8" if precision == "int8" else "float32")
+    if precision == "int8":  # only the click encoding's two products stay float
+        assert macs.by_dtype["float32"] == macs.by_op["BATCH_MATMUL"] == 512 * 512 * 3 * (4 * 24)  # 3 disk maps
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
@@ -239,6 +252,9 @@ def test_full_size_segmenter_exports_to_an_int8_bundle_end_to_end(tmp_path):
     params = sum(p.numel() for p in model.parameters())
     assert 0.95 < int8.bytes / params < 1.25  # ~1.09 bytes per parameter: about 16 MB for 15.1M params
     assert int8.bytes < result.artifacts["fp32"].bytes / 3
+    from model.summary import count_macs
+
+    assert tflite_macs(int8.path).total == count_macs("segmenter", model.cfg, 512)  # 38.66 GMACs
     runner = SegmentRunner(int8.path)
     assert runner.signature == "segment" and set(runner.input_details) == {"image", "clicks", "prev_mask"}
     pairs = {(p.reference, p.candidate): p for p in result.parity}

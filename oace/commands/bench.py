@@ -40,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", default=None, help="device profile name (e.g. 'Galaxy S23') or JSON file")
     p.add_argument("--target-load-ms", type=float, default=None, help="override the profile's load target")
     p.add_argument("--target-inference-ms", type=float, default=None, help="override the profile's inference target")
+    p.add_argument("--kernel-floor", action="store_true",
+                   help="(host) also measure this CPU's int8/fp32 convolution floor, to read the model's ms/GMAC against")
     p.add_argument("--preprocess-ms", type=float, default=None,
                    help="app-side preprocessing time to add when the model has no in-graph preprocessing")
     dev = p.add_argument_group("device options")
@@ -93,9 +95,17 @@ def _summary(report: dict) -> None:
         a, v = c.get("aggregate") or {}, c.get("verdict") or {}
         def f(x):  # noqa: E306
             return "-" if x is None else f"{x:.1f}"
-        print(f"  {c['name']:16s} load {f(a.get('init_ms'))} ms  avg {f(a.get('inference_avg_ms'))} ms  -> {v.get('result')}")
+        per = f"  ({c['ms_per_gmac']:.2f} ms/GMAC)" if c.get("ms_per_gmac") else ""
+        print(f"  {c['name']:16s} load {f(a.get('init_ms'))} ms  avg {f(a.get('inference_avg_ms'))} ms{per}  -> {v.get('result')}")
         for w in v.get("warnings", []):
             print(f"  WARNING {c['name']}: {w}")
+    floor = report.get("kernel_floor")
+    for t, fl in sorted((floor or {}).get("threads", {}).items(), key=lambda kv: int(kv[0])):
+        print(f"  this CPU's conv floor at {t} thread(s): int8 {fl['int8_ms_per_gmac']:.2f} ms/GMAC, "
+              f"fp32 {fl['fp32_ms_per_gmac']:.2f} ms/GMAC (int8 {fl['int8_speedup_over_fp32']:.2f}x fp32)")
+    note = (report.get("host") or {}).get("int8_note")
+    if note and ((report["model"].get("macs") or {}).get("precision") == "int8"):
+        print(f"  WARNING: {note}")
     print(f"report: {report['files']['md']}")
 
 
@@ -128,9 +138,11 @@ def run(args: argparse.Namespace) -> int:
             model, threads=_threads(args.threads, (1, 2)), warmup=5 if args.warmup is None else args.warmup,
             runs=30 if args.runs is None else args.runs, seed=args.seed, out=args.out, profile=args.profile,
             target_load_ms=args.target_load_ms, target_inference_ms=args.target_inference_ms,
-            preprocess_ms=args.preprocess_ms, argv=sys.argv,
+            preprocess_ms=args.preprocess_ms, kernel_floor=args.kernel_floor, argv=sys.argv,
         )
     else:
+        if args.kernel_floor:
+            raise InputError("--kernel-floor measures this computer's CPU: use it with --host")
         if not args.benchmark_binary:
             raise InputError(
                 "--device needs --benchmark-binary PATH (TFLite's android_aarch64_benchmark_model; see docs/bench.md)"
