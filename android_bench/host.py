@@ -152,7 +152,8 @@ def bench_host(
     report = new_report("host", model_info, prof, argv)
     report["label"] = HOST_LABEL
     facts = cpu_facts()
-    report["host"] = {**facts, "int8_note": int8_note(facts)}
+    int8_model = (model_info.get("macs") or {}).get("precision") == "int8"
+    report["host"] = {**facts, "int8_note": int8_note(facts) if int8_model else None}  # only int8 figures mislead
     report["settings"] = {"threads": list(threads), "warmup": warmup, "runs": runs, "seed": seed,
                           "preprocess_ms": preprocess_ms}
     out_dir = Path(out)

@@ -16,6 +16,7 @@ from typing import Any
 
 # flag names as Linux (/proc/cpuinfo) and py-cpuinfo's CPUID reader spell them
 INT8_DOT_PRODUCT_FLAGS = ("avx512_vnni", "avx512vnni", "avx_vnni", "avxvnni", "amx_int8", "asimddp", "dotprod", "i8mm")
+_SAME_FLAG = {"avx512vnni": "avx512_vnni", "avxvnni": "avx_vnni"}  # CPUID spelling -> Linux spelling
 # the vector extensions that decide which XNNPACK kernels run, reported for context
 VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_bf16", "amx_tile", "asimd", "neon", "sve", "sve2")
 
@@ -42,10 +43,15 @@ def cpu_facts() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "hz": info.get("hz_advertised_friendly") or None,
         "vector_isa": [f for f in VECTOR_FLAGS if f in flags],
-        "int8_dot_product_isa": sorted({f.replace("avxvnni", "avx_vnni").replace("avx512vnni", "avx512_vnni")
-                                        for f in INT8_DOT_PRODUCT_FLAGS if f in flags}),
+        "int8_dot_product_isa": sorted({_SAME_FLAG.get(f, f) for f in INT8_DOT_PRODUCT_FLAGS if f in flags}),
         "int8_dot_product": int8_dot_product(flags),
     }
+
+
+def dot_product_text(facts: dict[str, Any]) -> str:
+    """The int8 dot-product instructions for a report line: their names, 'none', or 'unknown'."""
+    return ", ".join(facts.get("int8_dot_product_isa") or []) or (
+        "none" if facts.get("int8_dot_product") is False else "unknown")
 
 
 def int8_note(facts: dict[str, Any]) -> str | None:

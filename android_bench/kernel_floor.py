@@ -25,6 +25,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from android_bench.common import timed_ms
+
 # (spatial size, channels, convolutions) for a 512x512 input: HRNet-W18's four branches, each with
 # the same MACs per conv (the architecture equalizes them), and the 64-channel stage-1 width
 PROBE_LAYERS: tuple[tuple[int, int, int], ...] = ((128, 18, 4), (64, 36, 4), (32, 72, 4), (16, 144, 4), (128, 64, 2))
@@ -92,7 +94,6 @@ def build_probe(out_dir: str | os.PathLike, layers: Sequence[tuple[int, int, int
 
 def time_probe(path: str | os.PathLike, threads: int, *, warmup: int = 2, runs: int = 10) -> list[float]:
     """Milliseconds of `runs` back-to-back invokes of a probe file (inputs zero: conv time does not depend on values)."""
-    from android_bench.common import timed_ms
     from oace.litert import interpreter_class
 
     Interpreter, _ = interpreter_class()

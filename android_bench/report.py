@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from android_bench.host_cpu import dot_product_text
 from oace.artifacts import atomic_path
 from oace.reports import markdown_table, write_report
 
@@ -43,10 +44,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         h = report.get("host") or {}
         runtimes = sorted({r.get("runtime") for c in report["configurations"] for r in c["repeats"] if r.get("runtime")})
         isa = ", ".join(h.get("vector_isa") or []) or "-"
-        dot = ", ".join(h.get("int8_dot_product_isa") or []) or ("none" if h.get("int8_dot_product") is False else "unknown")
         lines += [f"Host: {h.get('cpu')} ({h.get('cores')} cores, {h.get('machine')}), "
                   f"interpreter {', '.join(runtimes) or '-'}",
-                  f"Host vector ISA: {isa}; int8 dot-product instructions: {dot}"]
+                  f"Host vector ISA: {isa}; int8 dot-product instructions: {dot_product_text(h)}"]
     s = report.get("settings") or {}
     lines += [
         f"Targets ({prof['name']}): load <= {prof['load_ms']:g} ms, inference <= {prof['inference_ms']:g} ms",
@@ -97,8 +97,8 @@ def render_markdown(report: dict[str, Any]) -> str:
          "peak MB", "ms/GMAC", "verdict"],
         rows,
     ))
-    note = (report.get("host") or {}).get("int8_note") if mode == "host" else None
-    if note and (macs or {}).get("precision") == "int8":
+    note = (report.get("host") or {}).get("int8_note")
+    if note:
         warnings.append(f"- **{note}**")
     if warnings:
         lines += ["## Warnings", "", *warnings, ""]

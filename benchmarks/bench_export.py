@@ -129,7 +129,7 @@ def main() -> int:
         print(json.dumps(measure_block(args)))
         return 0
 
-    from android_bench.host_cpu import cpu_facts
+    from android_bench.host_cpu import cpu_facts, dot_product_text
     from android_bench.kernel_floor import build_probe
     from export.tflite_convert import saved_model_to_tflite
     from model.registry import build_model, load_model
@@ -172,9 +172,8 @@ def main() -> int:
     results["targets"] = {str(n): judge(by, n, gmacs) for n in threads}
     results.update(provenance())
     write_json_atomic(d / "bench_export.json", results)
-    dot = ", ".join(cpu["int8_dot_product_isa"]) or ("none" if cpu["int8_dot_product"] is False else "unknown")
     print(f"\nsegmenter: {gmacs:.2f} GMACs at 512x512; host figures (this CPU: {cpu['cpu']}, {cpu['cores']} cores, "
-          f"int8 dot-product instructions: {dot}), not a phone\n")
+          f"int8 dot-product instructions: {dot_product_text(cpu)}), not a phone\n")
     print(markdown_table(["config", "threads", "MB", "load ms", "median ms", "mean ms", "ms/GMAC (median)", "time vs int8"], rows))
     print("(conv floor rows: 3x3 convolutions alone at HRNet-W18's widths, "
           f"{probe.gmacs:.2f} GMACs, android_bench/kernel_floor.py)\n")

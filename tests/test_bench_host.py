@@ -121,7 +121,11 @@ def test_host_bench_falls_back_to_tflite_runtime(tiny_model, tmp_path, monkeypat
     assert "tflite-runtime" in (tmp_path / "bench.md").read_text()
 
 
-def test_host_report_gives_ms_per_gmac_and_the_cpu(tiny_model, tmp_path):
+def test_host_report_gives_ms_per_gmac_and_the_cpu(tiny_model, tmp_path, monkeypatch):
+    from android_bench import host, host_cpu
+
+    facts = {**host_cpu.cpu_facts(), "int8_dot_product": False, "int8_dot_product_isa": []}
+    monkeypatch.setattr(host, "cpu_facts", lambda: facts)
     rep = bench_host(tiny_model, threads=(1,), warmup=1, runs=3, out=tmp_path, progress=False)
     macs = rep["model"]["macs"]
     assert macs["by_op"] == {"CONV_2D": 32 * 32 * 4 * (3 * 3 * 5)} and macs["precision"] == "float32"
@@ -131,6 +135,9 @@ def test_host_report_gives_ms_per_gmac_and_the_cpu(tiny_model, tmp_path):
     md = (tmp_path / "bench.md").read_text()
     assert "Host vector ISA:" in md and "| ms/GMAC |" in md and "0.00 GMACs per call" in md
     assert "convolution floor" not in md  # only measured when asked
+    # a float model's host figures do not mislead about int8: no warning even on a CPU without dot products
+    assert rep["host"]["int8_note"] is None and "NO INT8 DOT-PRODUCT" not in md
+    assert "int8 dot-product instructions: none" in md
 
 
 def test_kernel_floor_section_and_the_loud_int8_note(tmp_path, monkeypatch, capsys):

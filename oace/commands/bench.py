@@ -104,7 +104,7 @@ def _summary(report: dict) -> None:
         print(f"  this CPU's conv floor at {t} thread(s): int8 {fl['int8_ms_per_gmac']:.2f} ms/GMAC, "
               f"fp32 {fl['fp32_ms_per_gmac']:.2f} ms/GMAC (int8 {fl['int8_speedup_over_fp32']:.2f}x fp32)")
     note = (report.get("host") or {}).get("int8_note")
-    if note and ((report["model"].get("macs") or {}).get("precision") == "int8"):
+    if note:
         print(f"  WARNING: {note}")
     print(f"report: {report['files']['md']}")
 
