@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,7 +28,8 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:80]
 
 
-def run_json(run: EvalRun, model: dict[str, Any], robustness: dict[str, Any] | None) -> dict[str, Any]:
+def run_json(run: EvalRun, model: dict[str, Any], robustness: dict[str, Any] | None,
+             containment: dict[str, Any] | None = None) -> dict[str, Any]:
     n_clicks = sum(len(r.clicks) for r in run.results)
     return {
         "backend": run.backend,
@@ -38,11 +40,13 @@ def run_json(run: EvalRun, model: dict[str, Any], robustness: dict[str, Any] | N
         "seconds_per_click": round(run.seconds / max(1, n_clicks), 5),
         "worst": [w.result.name for w in run.worst],
         "robustness": robustness,
+        "containment": containment,
         "per_sample": [r.to_json(run.max_clicks) for r in run.results],
     }
 
 
-def markdown(runs: Sequence[EvalRun], dataset: dict[str, Any], robustness: Sequence[dict[str, Any] | None]) -> str:
+def markdown(runs: Sequence[EvalRun], dataset: dict[str, Any], robustness: Sequence[dict[str, Any] | None],
+             containment: Sequence[dict[str, Any] | None] = ()) -> str:
     mc = runs[0].max_clicks
     ks = [k for k in (1, 2, 3, 5, 10, mc) if k <= mc]
     ks = sorted(set(ks))
@@ -55,13 +59,24 @@ def markdown(runs: Sequence[EvalRun], dataset: dict[str, Any], robustness: Seque
     text = f"# Evaluation on {dataset['name']} ({dataset['n_evaluated']} of {dataset['n_samples']} samples)\n\n"
     text += markdown_table(header, rows) + "\n"
     text += PROTOCOL_NOTE.format(max_clicks=mc, thr=runs[0].pred_thr)
-    text += f" Robot distance transform: {runs[0].distance}.\n\n"
+    text += f" Robot distance transform: {runs[0].distance}."
+    if runs[0].zoom_in:
+        z = runs[0].zoom_in
+        text += (f" Zoom-in: clicks after the first {z.skip_clicks} run on a crop of the current mask's box and the positive "
+                 f"clicks, grown {z.expansion}x and to >= {z.min_crop} px, resized to 512; 0 outside the crop.")
+    text += "\n\n"
+    text += _obedience_section(runs) + _curve_section(runs)
     if any(rb for rb in robustness):
         text += "## Click-location robustness (IoU@1 over random first clicks inside the object)\n\n"
         rrows = [[r.backend, rb["n"], rb["n_trials"], rb["min_border"], f"{rb['mean_iou@1']:.2f}",
                   f"{rb['mean_std_iou@1']:.2f}", rb["n_fallback"]] for r, rb in zip(runs, robustness) if rb]
         text += markdown_table(["backend", "objects", "clicks/object", "min px from border", "mean IoU@1 %",
                                 "mean per-object std %", "objects too thin (fallback)"], rrows) + "\n"
+    if any(c for c in containment):
+        text += "## Containment (first clicks uniform over the whole image: the mask contains the clicked pixel)\n\n"
+        crows = [[r.backend, c["n"], c["n_trials"], c["clicks"], f"{c['containment']:.3f}"]
+                 for r, c in zip(runs, containment) if c]
+        text += markdown_table(["backend", "images", "clicks/image", "clicks", "containment"], crows) + "\n"
     text += "## Worst samples (lowest mean IoU over the clicks)\n\n"
     for r in runs:
         text += f"- {r.backend}: " + ", ".join(
@@ -71,6 +86,30 @@ def markdown(runs: Sequence[EvalRun], dataset: dict[str, Any], robustness: Seque
     for note in dataset.get("notes", []):
         text += f"\nNote: {note}\n"
     return text
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def _obedience_section(runs: Sequence[EvalRun]) -> str:
+    """Click obedience of the follow-up clicks (the robot's 2nd click on), positive and negative apart."""
+    if runs[0].max_clicks < 2:
+        return ""
+    rows = [[r.backend, "on" if r.zoom_in else "off", f"{_pct(r.metrics.get('obey_pos'))} ({r.metrics.get('obey_pos_clicks', 0)})",
+             f"{_pct(r.metrics.get('obey_neg'))} ({r.metrics.get('obey_neg_clicks', 0)})"] for r in runs]
+    text = "## Click obedience (follow-up clicks whose mask agrees with their label at the clicked pixel)\n\n"
+    text += markdown_table(["backend", "zoom-in", "positive obeyed % (clicks)", "negative obeyed % (clicks)"], rows) + "\n"
+    return text
+
+
+def _curve_section(runs: Sequence[EvalRun]) -> str:
+    """mIoU after each click, one column per click (the curve of miou_vs_clicks.png as numbers)."""
+    mc = runs[0].max_clicks
+    if mc < 2:
+        return ""
+    rows = [[r.backend, *[f"{r.metrics[f'miou@{k}']:.1f}" for k in range(1, mc + 1)]] for r in runs]
+    return "## mIoU % after each click\n\n" + markdown_table(["backend", *map(str, range(1, mc + 1))], rows) + "\n"
 
 
 def plot_curves(path: Path, runs: Sequence[EvalRun], title: str) -> Path:
@@ -124,10 +163,12 @@ def overlay(worst: Worst, pred_thr: float) -> Image.Image:
 
 def write_eval_report(out_dir: str | Path, runs: Sequence[EvalRun], dataset: dict[str, Any],
                       models: Sequence[dict[str, Any]], robustness: Sequence[dict[str, Any] | None],
-                      argv: Sequence[str] | None = None) -> list[Path]:
+                      argv: Sequence[str] | None = None,
+                      containment: Sequence[dict[str, Any] | None] | None = None) -> list[Path]:
     """Write eval.json, eval.md, miou_vs_clicks.png and worst_<run>_<rank>_<name>.png into out_dir."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    containment = list(containment) if containment is not None else [None] * len(runs)
     first = runs[0]
     data = {
         "metrics": first.metrics,
@@ -138,14 +179,15 @@ def write_eval_report(out_dir: str | Path, runs: Sequence[EvalRun], dataset: dic
             "input_size": 512,
             "iou_resolution": "original",
             "distance_transform": first.distance,
+            "zoom_in": dataclasses.asdict(first.zoom_in) if first.zoom_in else None,
             "description": PROTOCOL_NOTE.format(max_clicks=first.max_clicks, thr=first.pred_thr),
         },
         "dataset": dataset,
-        "runs": [run_json(r, m, rb) for r, m, rb in zip(runs, models, robustness)],
+        "runs": [run_json(r, m, rb, c) for r, m, rb, c in zip(runs, models, robustness, containment)],
         **provenance(argv),
     }
     data["versions"] = tool_versions(("scipy", "pycocotools", "tqdm", "matplotlib"))
-    json_path, md_path = write_report(out, "eval", data, markdown(runs, dataset, robustness))
+    json_path, md_path = write_report(out, "eval", data, markdown(runs, dataset, robustness, containment))
     paths = [json_path, md_path, plot_curves(out / "miou_vs_clicks.png", runs, f"mIoU vs clicks, {dataset['name']}")]
     for ri, r in enumerate(runs, start=1):
         for rank, w in enumerate(r.worst, start=1):

@@ -24,6 +24,7 @@ from model.clicks import DEFAULT_DISTANCE, DISTANCES, Click, Clicker
 from model.data.base import Sample, SegDataset
 from model.predictor import resize_image, resize_prob, to_network_xy
 from model.reference import resolve_checkpoint
+from model.zoom_in import ZoomIn, crop_clicks, object_box, paste
 
 PRED_THR = 0.49
 NOC_THRESHOLDS = (0.85, 0.90)
@@ -34,22 +35,47 @@ PredictFn = Callable[[Sequence[Click]], np.ndarray]
 # --- resolution mapping ------------------------------------------------------------------------
 
 class Session:
-    """One image on one backend: clicks in original pixels -> probabilities at original size."""
+    """One image on one backend: clicks in original pixels -> probabilities at original size.
 
-    def __init__(self, backend: Backend, image: np.ndarray) -> None:
-        self.backend = backend
+    With `zoom_in`, follow-up clicks run the backend on a crop around the current mask
+    (model/zoom_in.py); without it every click sees the whole photo and the raw 512x512 output is
+    fed back as the previous mask.
+    """
+
+    def __init__(self, backend: Backend, image: np.ndarray, zoom_in: ZoomIn | None = None,
+                 pred_thr: float = PRED_THR) -> None:
+        self.backend, self.zoom_in, self.pred_thr = backend, zoom_in, pred_thr
+        self.photo = image
         self.height, self.width = image.shape[:2]
         self.image = resize_image(image, INPUT_SIZE)
-        self.prev = np.zeros((INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
+        self.reset()
 
     def reset(self) -> None:
         """Forget the previous prediction (a new object, or a new first click)."""
         self.prev = np.zeros((INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
+        self.prob = np.zeros((self.height, self.width), dtype=np.float32)
 
     def __call__(self, clicks: Sequence[Click]) -> np.ndarray:
+        if self.zoom_in is not None and self.zoom_in.applies(len(clicks)):
+            return self._zoomed(clicks)
         rows = [(*to_network_xy(c.x, c.y, self.width, self.height, INPUT_SIZE), c.label) for c in clicks]
         self.prev = self.backend.predict(self.image, rows, self.prev)
-        return resize_prob(self.prev, self.width, self.height)
+        self.prob = resize_prob(self.prev, self.width, self.height)
+        return self.prob
+
+    def _zoomed(self, clicks: Sequence[Click]) -> np.ndarray:
+        z = self.zoom_in
+        box = object_box(self.prob > self.pred_thr, [(c.x, c.y) for c in clicks if c.is_positive], z.expansion, z.min_crop)
+        y0, y1, x0, x1 = box
+        ch, cw = y1 - y0, x1 - x0
+        inside = crop_clicks([(c.x, c.y, c.is_positive) for c in clicks], box)
+        rows = [(*to_network_xy(x, y, cw, ch, INPUT_SIZE), int(p)) for x, y, p in inside]
+        crop_prev = resize_prob(self.prob[y0:y1, x0:x1], INPUT_SIZE, INPUT_SIZE)
+        crop_image = resize_image(np.ascontiguousarray(self.photo[y0:y1, x0:x1]), INPUT_SIZE)
+        out = self.backend.predict(crop_image, rows, crop_prev)
+        self.prob = paste(resize_prob(out, cw, ch), box, (self.height, self.width))
+        self.prev = resize_prob(self.prob, INPUT_SIZE, INPUT_SIZE)
+        return self.prob
 
 
 # --- metrics -----------------------------------------------------------------------------------
@@ -93,12 +119,25 @@ def compute_metrics(all_ious: Sequence[Sequence[float]], max_clicks: int = 20) -
 
 # --- one sample, one dataset -------------------------------------------------------------------
 
+def obedience(results: Sequence["SampleResult"]) -> dict[str, float | int | None]:
+    """Click obedience over every follow-up click (the 2nd on) of every sample: the share (%) whose
+    mask, right after the click, agrees with the click's label at the clicked pixel; positive and
+    negative clicks apart. None where there was no click of that kind."""
+    out: dict[str, float | int | None] = {}
+    for tag, positive in (("pos", True), ("neg", False)):
+        hits = [ok for r in results for c, ok in zip(r.clicks[1:], r.obeyed[1:]) if c.is_positive == positive]
+        out[f"obey_{tag}"] = float(np.mean(hits) * 100.0) if hits else None
+        out[f"obey_{tag}_clicks"] = len(hits)
+    return out
+
+
 @dataclasses.dataclass
 class SampleResult:
     name: str
     ious: list[float]
     clicks: list[Click]
     seconds: float
+    obeyed: list[bool] = dataclasses.field(default_factory=list)  # per click: mask agrees with its label there
 
     def to_json(self, max_clicks: int) -> dict[str, Any]:
         return {
@@ -107,31 +146,45 @@ class SampleResult:
             "noc@85": noc(self.ious, 0.85, max_clicks),
             "noc@90": noc(self.ious, 0.90, max_clicks),
             "clicks": [[c.x, c.y, c.label] for c in self.clicks],
+            "obeyed": [int(v) for v in self.obeyed],
             "seconds": round(self.seconds, 4),
         }
 
 
+@dataclasses.dataclass
+class ProtocolRun:
+    """What the robot loop saw: IoU after each click, the clicks, whether each was obeyed, last probabilities."""
+
+    ious: list[float]
+    clicks: list[Click]
+    obeyed: list[bool]
+    prob: np.ndarray
+
+
 def run_protocol(gt: np.ndarray, ignore: np.ndarray | None, predict: PredictFn, max_clicks: int = 20,
-                 pred_thr: float = PRED_THR, distance: str = DEFAULT_DISTANCE) -> tuple[list[float], list[Click], np.ndarray]:
-    """The robot loop at the sample's resolution: returns IoU after each click, the clicks, last probs."""
+                 pred_thr: float = PRED_THR, distance: str = DEFAULT_DISTANCE) -> ProtocolRun:
+    """The robot loop at the sample's resolution."""
     clicker = Clicker(gt, ignore, distance)
     pred = np.zeros_like(clicker.gt)
     ious: list[float] = []
+    obeyed: list[bool] = []
     prob = np.zeros(gt.shape, dtype=np.float32)
     for _ in range(max_clicks):
         clicker.make_next_click(pred)
         prob = predict(clicker.clicks)
         pred = prob > pred_thr
         ious.append(float(np.float32(iou(clicker.gt, pred, clicker.ignore))))
-    return ious, list(clicker.clicks), prob
+        last = clicker.clicks[-1]
+        obeyed.append(bool(pred[last.y, last.x]) == last.is_positive)
+    return ProtocolRun(ious, list(clicker.clicks), obeyed, prob)
 
 
 def evaluate_sample(sample: Sample, backend: Backend, max_clicks: int = 20, pred_thr: float = PRED_THR,
-                    distance: str = DEFAULT_DISTANCE) -> tuple[SampleResult, np.ndarray]:
+                    distance: str = DEFAULT_DISTANCE, zoom_in: ZoomIn | None = None) -> tuple[SampleResult, np.ndarray]:
     t0 = time.perf_counter()
-    ious, clicks, prob = run_protocol(sample.mask, sample.ignore, Session(backend, sample.image), max_clicks, pred_thr,
-                                      distance)
-    return SampleResult(sample.name, ious, clicks, time.perf_counter() - t0), prob
+    run = run_protocol(sample.mask, sample.ignore, Session(backend, sample.image, zoom_in, pred_thr), max_clicks,
+                       pred_thr, distance)
+    return SampleResult(sample.name, run.ious, run.clicks, time.perf_counter() - t0, run.obeyed), run.prob
 
 
 @dataclasses.dataclass
@@ -154,6 +207,7 @@ class EvalRun:
     worst: list[Worst]
     seconds: float
     distance: str = DEFAULT_DISTANCE
+    zoom_in: ZoomIn | None = None
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:
@@ -164,7 +218,7 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
 
 def evaluate_dataset(dataset: SegDataset | Sequence[Sample], backend: Backend, max_clicks: int = 20,
                      pred_thr: float = PRED_THR, limit: int | None = None, n_worst: int = 5,
-                     progress: bool = True, distance: str = DEFAULT_DISTANCE) -> EvalRun:
+                     progress: bool = True, distance: str = DEFAULT_DISTANCE, zoom_in: ZoomIn | None = None) -> EvalRun:
     """Run the protocol on every sample (the first `limit` if given); keep the `n_worst` for overlays."""
     n = len(dataset) if limit is None else min(limit, len(dataset))
     results: list[SampleResult] = []
@@ -173,7 +227,7 @@ def evaluate_dataset(dataset: SegDataset | Sequence[Sample], backend: Backend, m
     with _progress(n, f"eval {backend.name}", progress) as bar:
         for i in range(n):
             sample = dataset[i]
-            res, prob = evaluate_sample(sample, backend, max_clicks, pred_thr, distance)
+            res, prob = evaluate_sample(sample, backend, max_clicks, pred_thr, distance, zoom_in)
             results.append(res)
             score = float(np.mean(res.ious))  # area under the IoU curve: lower is worse
             item = (-score, -i, Worst(score, res, sample, prob))
@@ -184,8 +238,9 @@ def evaluate_dataset(dataset: SegDataset | Sequence[Sample], backend: Backend, m
             bar.update(1)
             bar.set_postfix(iou1=f"{res.ious[0]:.3f}", noc90=noc(res.ious, 0.9, max_clicks))
     worst = [w for _, _, w in sorted(heap, key=lambda t: (t[2].score, -t[1]))]
-    metrics = compute_metrics([r.ious for r in results], max_clicks)
-    return EvalRun(backend.name, max_clicks, pred_thr, results, metrics, worst, time.perf_counter() - t0, distance)
+    metrics = {**compute_metrics([r.ious for r in results], max_clicks), **obedience(results)}
+    return EvalRun(backend.name, max_clicks, pred_thr, results, metrics, worst, time.perf_counter() - t0, distance,
+                   zoom_in)
 
 
 # --- click-location robustness -----------------------------------------------------------------
@@ -245,13 +300,39 @@ def click_robustness(dataset: SegDataset | Sequence[Sample], backend: Backend, n
     }
 
 
+def click_containment(dataset: SegDataset | Sequence[Sample], backend: Backend, n_trials: int = 3, seed: int = 0,
+                      pred_thr: float = PRED_THR, limit: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Containment: `n_trials` seeded first clicks uniform over each whole image (object or not); the
+    share whose mask contains the clicked pixel (model/click_metrics.py). A click-blind model that
+    always returns its salient object fails every click off it."""
+    from model.click_metrics import containment
+
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    hits: list[bool] = []
+    with _progress(n, f"containment {backend.name}", progress) as bar:
+        for i in range(n):
+            sample = dataset[i]
+            session = Session(backend, sample.image)
+
+            def first_click(x: int, y: int) -> np.ndarray:
+                session.reset()
+                return session([Click(x=x, y=y, is_positive=True)])
+
+            hits += containment(first_click, sample.mask.shape, np.random.default_rng([seed, i]), n_trials, pred_thr)
+            bar.update(1)
+    if not hits:
+        raise ValueError("no samples for the containment test")
+    return {"n_trials": n_trials, "seed": seed, "n": n, "clicks": len(hits), "containment": float(np.mean(hits))}
+
+
 # --- the whole stage -----------------------------------------------------------------------------
 
 def run_eval(model: Sequence[str | Path], dataset: str, data_root: str | Path, max_clicks: int = 20,
              out: str | Path = "runs/eval", limit: int | None = None, robustness_trials: int = 5, seed: int = 0,
              progress: bool = True, threads: int | None = None, distance: str = DEFAULT_DISTANCE,
-             argv: Sequence[str] | None = None) -> list[Path]:
-    """`oace eval`: every model (checkpoint or .tflite) on one dataset; writes the report files."""
+             zoom_in: bool = False, containment_trials: int = 3, argv: Sequence[str] | None = None) -> list[Path]:
+    """`oace eval`: every model (checkpoint or .tflite) on one dataset; writes the report files.
+    zoom_in=True runs follow-up clicks on a crop around the current mask (RITM's ZoomIn defaults)."""
     from model.backends import open_backend
     from model.data import get_dataset
     from model.eval_report import write_eval_report
@@ -270,18 +351,23 @@ def run_eval(model: Sequence[str | Path], dataset: str, data_root: str | Path, m
         raise InputError(f"--threads {threads}: must be at least 1")
     if robustness_trials < 0:
         raise InputError(f"--robustness-trials {robustness_trials}: must be 0 (skip) or more")
+    if containment_trials < 0:
+        raise InputError(f"--containment-trials {containment_trials}: must be 0 (skip) or more")
     ds = get_dataset(dataset, data_root)
     n_eval = len(ds) if limit is None else min(limit, len(ds))
     info = {"name": dataset, "root": str(ds.root), "n_samples": len(ds), "n_evaluated": n_eval,
             "sha256": ds.content_hash(n_eval), "sha256_covers": f"the files of the {n_eval} samples evaluated",
             "notes": list(ds.notes)}
-    runs, models, robust = [], [], []
+    runs, models, robust, contain = [], [], [], []
     for path in model:
         p = Path(resolve_checkpoint(str(path)))
         backend = open_backend(p, num_threads=threads)
         models.append({"path": str(p), "backend": backend.name, "bytes": p.stat().st_size, "sha256": sha256_file(p),
                        "threads": threads})
-        runs.append(evaluate_dataset(ds, backend, max_clicks, limit=limit, progress=progress, distance=distance))
+        runs.append(evaluate_dataset(ds, backend, max_clicks, limit=limit, progress=progress, distance=distance,
+                                     zoom_in=ZoomIn() if zoom_in else None))
         robust.append(click_robustness(ds, backend, robustness_trials, seed, limit=limit, progress=progress)
                       if robustness_trials > 0 else None)
-    return write_eval_report(out, runs, info, models, robust, argv)
+        contain.append(click_containment(ds, backend, containment_trials, seed, limit=limit, progress=progress)
+                       if containment_trials > 0 else None)
+    return write_eval_report(out, runs, info, models, robust, argv, contain)

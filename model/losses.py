@@ -66,6 +66,8 @@ def sample_patches(
     cell: int,
     min_coverage: float = 0.5,
     contrast: str = "within",
+    hard: torch.Tensor | None = None,
+    hard_share: float = 0.0,
 ) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
     """Random object / background patches per image (paper Sec. 3.1).
 
@@ -75,6 +77,9 @@ def sample_patches(
     at least `min_coverage` inside M (object) or inside 1 - M (background), ignored pixels excluded.
     seeds: one per image, so the draw of an image does not depend on its batch or rank.
     contrast="within" appends the pass-1 features of the same background cells to bg (see above).
+    hard: [B, 1, H, W] 0/1, the hard-negative region (other objects, a band around the object):
+    up to round(hard_share * patches) background cells are drawn among the cells at least
+    `min_coverage` inside it, the rest among all background cells (no cell twice).
     Returns per image (obj [n, C], bg [m, C]), or None when it has < 2 cells of either kind.
     """
     if contrast not in CONTRASTS:
@@ -87,6 +92,7 @@ def sample_patches(
     pooled_bg_within = F.avg_pool2d(feat_obj * m_bg, cell) if contrast == "within" else None
     cov_obj = F.avg_pool2d(m_obj, cell).flatten(1)
     cov_bg = F.avg_pool2d(m_bg, cell).flatten(1)
+    cov_hard = F.avg_pool2d(hard * m_bg, cell).flatten(1) if hard is not None and hard_share > 0 else None
     out: list[tuple[torch.Tensor, torch.Tensor] | None] = []
     for i, seed in enumerate(seeds):
         gen = torch.Generator().manual_seed(int(seed))
@@ -95,7 +101,11 @@ def sample_patches(
             idx = torch.nonzero(cov[i] >= min_coverage).flatten().cpu()
             if idx.numel() < 2:
                 break
-            idx = idx[torch.randperm(idx.numel(), generator=gen)[:patches]].to(pooled.device)
+            if cov is cov_bg and cov_hard is not None:
+                idx = _hard_first(idx, cov_hard[i].cpu()[idx] >= min_coverage, round(hard_share * patches), gen)
+            else:
+                idx = idx[torch.randperm(idx.numel(), generator=gen)]
+            idx = idx[:patches].to(pooled.device)
             picked.append(pooled[i].flatten(1)[:, idx].T)  # [k, C]
             bg_idx = idx
         if len(picked) < 2:
@@ -107,6 +117,21 @@ def sample_patches(
     return out
 
 
+def _hard_first(idx: torch.Tensor, is_hard: torch.Tensor, n_hard: int, gen: torch.Generator) -> torch.Tensor:
+    """idx reordered: up to n_hard random hard cells first, then the other cells in random order."""
+    hard, easy = idx[is_hard], idx[~is_hard]
+    hard = hard[torch.randperm(hard.numel(), generator=gen)]
+    rest = torch.cat([hard[n_hard:], easy])
+    return torch.cat([hard[:n_hard], rest[torch.randperm(rest.numel(), generator=gen)]])
+
+
+def hard_negative_region(mask: torch.Tensor, others: torch.Tensor, band: int) -> torch.Tensor:
+    """Other objects plus a `band`-pixel ring around the object: where a lazy embedding confuses
+    object and background. mask, others: [B, 1, H, W] 0/1."""
+    ring = F.max_pool2d(mask.float(), 2 * band + 1, stride=1, padding=band) - mask.float() if band > 0 else torch.zeros_like(mask)
+    return torch.clamp(others.float() + ring, max=1.0) * (1.0 - mask.float())
+
+
 def prior_loss(
     feat_obj: torch.Tensor,
     feat_bg: torch.Tensor,
@@ -116,9 +141,12 @@ def prior_loss(
     seeds: list[int],
     cell: int,
     contrast: str = "within",
+    hard: torch.Tensor | None = None,
+    hard_share: float = 0.0,
 ) -> torch.Tensor:
     """Mean per-image contrastive loss; 0 (still attached to the graph) when no image has patches."""
-    pairs = sample_patches(feat_obj, feat_bg, mask, ignore, patches, seeds, cell, contrast=contrast)
+    pairs = sample_patches(feat_obj, feat_bg, mask, ignore, patches, seeds, cell, contrast=contrast, hard=hard,
+                           hard_share=hard_share)
     losses = [contrastive_loss(o, b) for pair in pairs if pair is not None for o, b in [pair]]
     if not losses:
         return 0.0 * (feat_obj.sum() + feat_bg.sum())
@@ -138,3 +166,26 @@ def normalized_focal_loss(
     norm = w.sum(dim=(1, 2, 3)).detach()  # P(M^), Eq. 3, detached
     per_image = (w * -log_p).sum(dim=(1, 2, 3)) / (norm + eps)
     return per_image.mean()
+
+
+def click_region_loss(
+    logits: torch.Tensor, target: torch.Tensor, region: torch.Tensor, ignore: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Binary cross-entropy averaged over the pixels of `region` (the disks around the clicks), per
+    image, then over the images that have any such pixel (0, still attached, when none has).
+
+    The normalized focal loss spreads its weight over all hard pixels of the image; an 81-pixel
+    negative click disk is a sliver of that, so a network can ignore the click maps and lose
+    almost nothing (docs/training.md, "Why negative clicks were ignored"). This term makes every
+    clicked pixel count as much as a whole image: the mask must agree with the ground truth where
+    the user tapped. logits, target, region, ignore: [B, 1, H, W]; region and ignore 0/1.
+    """
+    logits = logits.float()
+    weight = region.float() * (1.0 if ignore is None else 1.0 - ignore.float())
+    bce = F.binary_cross_entropy_with_logits(logits, target.float(), reduction="none")
+    area = weight.sum(dim=(1, 2, 3))
+    per_image = (bce * weight).sum(dim=(1, 2, 3)) / area.clamp(min=1.0)
+    has = area > 0
+    if not bool(has.any()):
+        return 0.0 * logits.sum()
+    return per_image[has].mean()

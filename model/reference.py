@@ -1,7 +1,10 @@
-"""The reference checkpoint shipped with the package: where it lives and how to ask for it.
+"""The reference checkpoints shipped with the package: where they live and how to ask for them.
 
-`oace demo` uses it by default, and every command that takes a segmenter checkpoint accepts the
-word `reference` for it. How it was trained and what it scores: docs/model_card.md.
+`oace demo` uses the current reference by default, and every command that takes a segmenter
+checkpoint accepts the word `reference` for it (v2: the chained prior + MSFNet) and
+`reference_v1` for the previous one (the click-disk ablation, kept because v2 was built from it
+and the function-preserving test compares the two). How each was trained and what it scores:
+docs/model_card.md.
 """
 
 from __future__ import annotations
@@ -10,8 +13,11 @@ from pathlib import Path
 
 from oace.errors import CheckpointError
 
+WEIGHTS = Path(__file__).resolve().parent / "weights"
 REFERENCE_NAME = "reference"
-REFERENCE_PATH = Path(__file__).resolve().parent / "weights" / "oace_reference_v1_fp16.pt"
+REFERENCE_PATH = WEIGHTS / "oace_reference_v2_fp16.pt"
+# every name a command accepts for a shipped checkpoint, and its file
+NAMED = {"reference_v1": WEIGHTS / "oace_reference_v1_fp16.pt"}
 
 
 def reference_checkpoint() -> Path | None:
@@ -20,10 +26,14 @@ def reference_checkpoint() -> Path | None:
 
 
 def resolve_checkpoint(name: str) -> str:
-    """`reference` -> the shipped checkpoint's path (CheckpointError when absent); any other name as is."""
-    if name != REFERENCE_NAME:
-        return name
-    path = reference_checkpoint()
-    if path is None:
-        raise CheckpointError(f"{REFERENCE_PATH}: the reference checkpoint is not in this install")
-    return str(path)
+    """`reference` / `reference_v1` -> the shipped checkpoint's path (CheckpointError when absent); any other name as is."""
+    if name == REFERENCE_NAME:
+        path = reference_checkpoint()
+        if path is None:
+            raise CheckpointError(f"{REFERENCE_PATH}: the reference checkpoint is not in this install")
+        return str(path)
+    if name in NAMED:
+        if not NAMED[name].is_file():
+            raise CheckpointError(f"{NAMED[name]}: the {name} checkpoint is not in this install")
+        return str(NAMED[name])
+    return name

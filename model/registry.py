@@ -37,7 +37,7 @@ _TINY_HRNET = HRNetConfig(
     stem_width=16, stage1_blocks=1, stage1_width=8, widths=(8, 16, 24, 32), stage_modules=(1, 1, 1), blocks_per_branch=1
 )
 _TINY_PRIOR = PriorConfig(backbone=dataclasses.replace(_TINY_HRNET, in_channels=4), decoder_widths=(24, 16, 8), embed_dim=8)
-_TINY_MSFNET = MSFNetConfig(backbone=_TINY_HRNET, guidance_channels=8, msf_width=16, msf_blocks=1, head_widths=(16, 16, 8))
+_TINY_MSFNET = MSFNetConfig(backbone=_TINY_HRNET, guidance_channels=9, msf_width=16, msf_blocks=1, head_widths=(16, 16, 8))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,14 +49,24 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "prior": Preset("prior", PriorConfig(), "OACE prior: HRNetV2-W18-Small-v2 + 3-block decoder -> 16-d embedding"),
-    "msfnet": Preset("msfnet", MSFNetConfig(), "MSFNet + OACE input (the paper's model): HRNet-W18, late fusion, MSF"),
+    "msfnet": Preset(
+        "msfnet", MSFNetConfig(guidance_channels=17), "MSFNet guided by OACE + first-click disk (shipped): HRNet-W18, late fusion, MSF"
+    ),
+    "msfnet_oace": Preset("msfnet", MSFNetConfig(), "ablation: MSFNet guided by OACE only (the paper's model exactly)"),
     "msfnet_disk": Preset(
         "msfnet", MSFNetConfig(guidance_channels=1), "ablation 'MSFNet': MSF module, click-disk input, no OACE"
     ),
     "baseline": Preset(
         "msfnet", MSFNetConfig(guidance_channels=1, use_msf=False), "ablation 'Baseline': no MSF module, click disk"
     ),
-    "segmenter": Preset("segmenter", SegmenterConfig(), "the bundle: prior -> MSFNet, uint8 NHWC in, probabilities out"),
+    "segmenter": Preset(
+        "segmenter",
+        SegmenterConfig(msfnet=MSFNetConfig(guidance_channels=17), disk_guidance=True),
+        "the bundle: prior -> MSFNet guided by OACE + first-click disk, uint8 NHWC in, probabilities out",
+    ),
+    "segmenter_oace": Preset(
+        "segmenter", SegmenterConfig(), "ablation: the paper's chain exactly, MSFNet guided by the OACE embedding alone"
+    ),
     "segmenter_disk": Preset(
         "segmenter",
         SegmenterConfig(prior=None, msfnet=MSFNetConfig(guidance_channels=1)),
@@ -69,7 +79,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "segmenter_tiny": Preset(
         "segmenter",
-        SegmenterConfig(prior=_TINY_PRIOR, msfnet=_TINY_MSFNET),
+        SegmenterConfig(prior=_TINY_PRIOR, msfnet=_TINY_MSFNET, disk_guidance=True),
         "test-size segmenter (same graph, tiny widths) for fast pipeline checks; not for real use",
     ),
 }

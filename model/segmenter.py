@@ -28,18 +28,23 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclasses.dataclass(frozen=True)
 class SegmenterConfig:
-    """prior=None makes the click-disk ablations: MSFNet then takes the first click's disk as guidance."""
+    """MSFNet's guidance: the OACE embedding (paper), or with disk_guidance=True the embedding and
+    the first click's disk (embed_dim + 1 channels: the shipped `segmenter`, docs/architecture.md);
+    prior=None makes the click-disk ablations, guided by the disk alone."""
 
     prior: PriorConfig | None = PriorConfig()
     msfnet: MSFNetConfig = MSFNetConfig()
     input_size: int = 512
     max_clicks: int = 24
     click_radius: int = 5
+    disk_guidance: bool = False
 
     def __post_init__(self) -> None:
-        want = 1 if self.prior is None else self.prior.embed_dim
+        if self.prior is None and self.disk_guidance:
+            raise ValueError("disk_guidance adds the disk to an OACE embedding: it needs a prior")
+        want = guidance_channels(self.prior, self.disk_guidance)
         if self.msfnet.guidance_channels != want:
-            raise ValueError(f"msfnet.guidance_channels must be {want} (prior embed_dim, or 1 for a click disk)")
+            raise ValueError(f"msfnet.guidance_channels must be {want} (prior embed_dim, + 1 with disk_guidance, or 1 for a click disk)")
         if self.input_size % 32:
             raise ValueError("input_size must be divisible by 32")
 
@@ -80,6 +85,8 @@ class Segmenter(nn.Module):
             guidance = first_disk.permute(0, 3, 1, 2)
         else:
             guidance = self.prior.embed(torch.cat([x, first_disk], dim=-1).permute(0, 3, 1, 2))
+            if self.cfg.disk_guidance:  # the disk rides beside the embedding: the click can never be lost
+                guidance = torch.cat([guidance, first_disk.permute(0, 3, 1, 2)], dim=1)
         maps = torch.cat([click_maps, prev_mask], dim=-1).permute(0, 3, 1, 2)
         logits = self.msfnet(x.permute(0, 3, 1, 2), guidance, maps)
         return torch.sigmoid(logits).permute(0, 2, 3, 1)
@@ -97,6 +104,10 @@ class Segmenter(nn.Module):
             if tuple(t.shape[1:]) != shape or t.shape[0] != batch:
                 want = "[B, " + ", ".join(map(str, shape)) + "]"
                 raise InputError(f"{name}: expected shape {want} with one batch size B for all inputs, got {list(t.shape)}")
+
+
+def guidance_channels(prior: PriorConfig | None, disk_guidance: bool) -> int:
+    return 1 if prior is None else prior.embed_dim + int(disk_guidance)
 
 
 def _dtype_name(dtype: torch.dtype) -> str:

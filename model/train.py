@@ -2,7 +2,8 @@
 
 One code path for every scale: `run_training(cfg)` is the same function in a single CPU process and
 in each process of `torchrun --nproc_per_node=K -m oace.cli train ...` (DDP: gloo on CPU, nccl on GPU,
-a DistributedSampler, seeds per rank, mixed precision with --amp on GPU). `cfg.batch` is the global
+a DistributedSampler, seeds per rank, mixed precision with --amp: fp16 autocast with a gradient
+scaler on GPU, bf16 autocast on the CPU, where AVX512-BF16/AMX run it 1.7x faster than fp32 here). `cfg.batch` is the global
 batch: each process takes batch / (world_size * accum) objects per micro-step.
 
 A run directory holds: last.pt / best.pt (training state: weights, optimizer, epoch, RNG, history,
@@ -30,14 +31,17 @@ import torch.distributed as dist
 from scipy.stats import rankdata
 from torch import nn
 
+from model.chain import widen_guidance
+from model.click_metrics import MultiObjectSample, heldout_composites, multi_object_metrics
 from model.click_maps import ClickEncoder
-from model.losses import CONTRASTS, cell_size, normalized_focal_loss, prior_loss
+from model.composite import CompositeConfig
+from model.losses import CONTRASTS, cell_size, click_region_loss, hard_negative_region, normalized_focal_loss, prior_loss
 from model.msfnet import MSFNetConfig
 from model.prior import OACEPrior, PriorConfig
 from model.registry import PRESETS, build, load_model, save_checkpoint
 from model.segmenter import Segmenter, SegmenterConfig
-from model.train_clicks import ClickSimConfig, add_iterative_clicks
-from model.train_data import TrainSet, open_datasets, parse_specs, split_indices
+from model.train_clicks import ClickSimConfig, ClickStats, add_iterative_clicks, robot_obedience
+from model.train_data import TrainSet, normalize, open_datasets, parse_specs, split_indices
 from oace.artifacts import atomic_path, write_json_atomic, write_text_atomic
 from oace.errors import CheckpointError, InputError
 from oace.reports import markdown_table, provenance
@@ -71,7 +75,12 @@ class TrainConfig:
     val_max: int | None = 2000  # cap on validation objects per epoch (5 % of COCO+LVIS would be ~100k)
     seed: int = 0
     workers: int = 0
-    amp: bool = False
+    amp: bool = False  # mixed precision: fp16 + gradient scaler on CUDA, bf16 autocast on the CPU
+    click_weight: float = 1.0  # msfnet stage: weight of the cross-entropy on the clicked disks (losses.click_region_loss)
+    val_robot_clicks: int = 2  # msfnet stage: robot follow-up clicks per held-out object, scored for obedience
+    val_composites: int = 12  # msfnet stage: held-out multi-object composites for click-target accuracy and containment
+    composite: float = 0.5  # share of training items that become copy-paste composites (model/composite.py)
+    hard_negatives: float = 0.5  # prior stage: share of background patches drawn from other objects and the band
     limit: int | None = None  # use only this many objects (smoke runs)
     patches: int = 64  # patches of each kind per image (prior stage)
     contrast: str = "within"  # prior stage: "within" (default) or "paper" (Eq. 1 literally; see model/losses.py)
@@ -82,6 +91,11 @@ class TrainConfig:
     def click_radius(self) -> int:
         """The paper's 5 px disk at 512, scaled with the training side (1 px at 64)."""
         return max(1, round(5 * self.size / 512))
+
+    @property
+    def hard_band(self) -> int:
+        """The ring around the object that hard negatives come from: 24 px at 512 (3 patch cells), scaled."""
+        return max(1, round(24 * self.size / 512))
 
     @property
     def clicks(self) -> ClickSimConfig:
@@ -100,6 +114,14 @@ class TrainConfig:
         for name in ("epochs", "batch", "accum", "patches"):
             if getattr(self, name) < 1:
                 raise InputError(f"--{name} {getattr(self, name)}: must be >= 1")
+        if not self.click_weight >= 0:
+            raise InputError(f"--click-weight {self.click_weight}: must be >= 0")
+        for name in ("composite", "hard_negatives"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise InputError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be a share in [0, 1]")
+        for name in ("val_robot_clicks", "val_composites"):
+            if getattr(self, name) < 0:
+                raise InputError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 0")
         if self.lr <= 0:
             raise InputError(f"--lr {self.lr}: must be > 0")
         if self.contrast not in CONTRASTS:
@@ -216,13 +238,19 @@ def load_prior(path: str, want: PriorConfig) -> OACEPrior:
     return model.eval()
 
 
-def load_start_weights(task: "PriorTask | MSFNetTask", path: str) -> None:
+def load_start_weights(task: "PriorTask | MSFNetTask", path: str) -> int:
     """Load trained weights into the network a stage trains (fine-tuning; the optimizer starts fresh).
 
     Prior stage: a prior checkpoint, or the prior of a segmenter. MSFNet stage: the MSFNet of a
-    segmenter checkpoint. The architecture must be the one this run builds.
+    segmenter checkpoint; the architecture must be the one this run builds, except that a click-disk
+    model's MSFNet may start the chained one (OACE + disk guidance): its guidance readers are widened
+    with zero columns for the embedding (model/chain.py), a function-preserving start. Returns the crops the
+    weights have seen (their meta's `crops_seen`, 0 when not recorded).
     """
-    model = load_model(path)
+    from model.reference import resolve_checkpoint
+
+    model = load_model(resolve_checkpoint(path))
+    seen = int(model.checkpoint_meta.get("crops_seen", 0))
     if isinstance(task, PriorTask):
         model = _prior_part(model, path)
         want = OACEPrior
@@ -231,9 +259,15 @@ def load_start_weights(task: "PriorTask | MSFNetTask", path: str) -> None:
             raise CheckpointError(f"{path}: the msfnet stage starts from a segmenter checkpoint, got {type(model).__name__}")
         model = model.msfnet
         want = type(task.trainable)
-    if not isinstance(model, want) or model.cfg != task.trainable.cfg:
+    state = model.state_dict()
+    cfg = getattr(model, "cfg", None)
+    if isinstance(task, MSFNetTask) and task.disk_guidance and cfg is not None and cfg.guidance_channels == 1:
+        embed_dim = task.prior.cfg.embed_dim
+        state, cfg = widen_guidance(state, embed_dim), dataclasses.replace(cfg, guidance_channels=embed_dim + 1)
+    if not isinstance(model, want) or cfg != task.trainable.cfg:
         raise CheckpointError(f"{path}: its {type(model).__name__} is not the architecture this run trains ({task.trainable.cfg})")
-    task.trainable.load_state_dict(model.state_dict())
+    task.trainable.load_state_dict(state)
+    return seen
 
 
 class SideEncoders:
@@ -274,7 +308,9 @@ class PriorTask:
         emb = net(torch.cat([image, image]), torch.cat([disk, 1.0 - disk]))
         feat_obj, feat_bg = emb.float().chunk(2)
         seeds = batch["seed"].tolist()
-        return prior_loss(feat_obj, feat_bg, mask, ignore, self.cfg.patches, seeds, self.cell, self.cfg.contrast)
+        hard = hard_negative_region(mask, batch["others"], self.cfg.hard_band)
+        return prior_loss(feat_obj, feat_bg, mask, ignore, self.cfg.patches, seeds, self.cell, self.cfg.contrast,
+                          hard, self.cfg.hard_negatives)
 
     @torch.no_grad()
     def validate(self, batch: dict[str, torch.Tensor]) -> tuple[float, list[float], dict[str, list[float]]]:
@@ -314,8 +350,12 @@ class MSFNetTask:
         if prior_cfg is None and cfg.prior is not None:
             raise InputError(f"model {cfg.model!r} is a click-disk ablation: it takes no --prior")
         self.prior = load_prior(cfg.prior, prior_cfg).to(device) if prior_cfg is not None else None
-        self.trainable: nn.Module = build("msfnet", msf_cfg, seed=cfg.seed).to(device)
+        # the shipped chain: the disk rides beside the embedding (model/segmenter.py)
+        self.disk_guidance = prior_cfg is not None and msf_cfg.guidance_channels == prior_cfg.embed_dim + 1
+        # channels-last: 1.3x faster convolutions on the CPU (oneDNN) and on GPU tensor cores
+        self.trainable: nn.Module = build("msfnet", msf_cfg, seed=cfg.seed).to(device, memory_format=torch.channels_last)
         self.encoder = SideEncoders(cfg.click_radius, device)
+        self.click_stats = ClickStats()
 
     def backbones(self) -> dict[str, nn.Module]:
         return {"msfnet.backbone": self.trainable.backbone}
@@ -324,10 +364,12 @@ class MSFNetTask:
         if self.prior is None:
             return first_disk
         with torch.no_grad():
-            return self.prior(image, first_disk)
+            embedding = self.prior(image, first_disk)
+        return torch.cat([embedding, first_disk.to(embedding.dtype)], dim=1) if self.disk_guidance else embedding
 
     def loss(self, batch: dict[str, torch.Tensor], net: nn.Module) -> torch.Tensor:
         image, mask, ignore, clicks = batch["image"], batch["mask"], batch["ignore"], batch["clicks"]
+        image = image.contiguous(memory_format=torch.channels_last)
         first, _ = self.encoder(clicks, image)
         guide = self.guidance(image, first)
         prev = torch.zeros_like(mask)
@@ -341,22 +383,59 @@ class MSFNetTask:
 
             clicks, prev = add_iterative_clicks(predict, clicks, batch["iterations"], mask, ignore)
             set_train_mode(raw, was_training, self.cfg.freeze_bn)
+        self.click_stats.add(clicks)
         _, maps = self.encoder(clicks, image)
         logits = net(image, guide, torch.cat([maps, prev.to(image.dtype)], dim=1))
-        return normalized_focal_loss(logits, mask, ignore)
+        loss = normalized_focal_loss(logits, mask, ignore)
+        if self.cfg.click_weight > 0:
+            region = torch.clamp(first + maps.sum(dim=1, keepdim=True), max=1.0)
+            loss = loss + self.cfg.click_weight * click_region_loss(logits, mask, region, ignore)
+        return loss
 
     @torch.no_grad()
     def validate(self, batch: dict[str, torch.Tensor]) -> tuple[float, list[float], dict[str, list[float]]]:
-        """(NFL, per-image IoU@1: one click at the interior point, probability > 0.49, ignore excluded)."""
+        """(NFL, per-image IoU@1: one click at the interior point, probability > 0.49, ignore excluded,
+        {"val_obey_pos" / "val_obey_neg": per robot follow-up click, 1.0 when the mask after it agrees
+        with its label at the clicked pixel}).
+        """
         image, mask, ignore = batch["image"], batch["mask"], batch["ignore"]
-        first, maps = self.encoder(batch["clicks"], image)
-        logits = self.trainable(image, self.guidance(image, first), torch.cat([maps, torch.zeros_like(mask)], dim=1))
+        first, _ = self.encoder(batch["clicks"], image)
+        guide = self.guidance(image, first)
+
+        def logits_for(c: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+            return self.trainable(image, guide, torch.cat([self.encoder(c, image)[1], p], dim=1)).float()
+
+        logits = logits_for(batch["clicks"], torch.zeros_like(mask))
         loss = float(normalized_focal_loss(logits, mask, ignore))
-        pred = torch.sigmoid(logits.float()) > 0.49
+        pred = torch.sigmoid(logits) > 0.49
         gt, valid = mask > 0.5, ignore < 0.5
         inter = (pred & gt & valid).flatten(1).sum(1).float()
         union = ((pred | gt) & valid).flatten(1).sum(1).float()
-        return loss, (inter / union.clamp(min=1)).tolist(), {}
+        obey = robot_obedience(lambda c, p: torch.sigmoid(logits_for(c, p)), batch["clicks"], mask, ignore, self.cfg.val_robot_clicks)
+        return loss, (inter / union.clamp(min=1)).tolist(), obey
+
+    @torch.no_grad()
+    def multi_object(self, samples: list[MultiObjectSample], device: torch.device) -> dict[str, float]:
+        """Click-target accuracy and containment (model/click_metrics.py) of the network being trained."""
+        if not samples:
+            return {}
+        self.trainable.eval()
+
+        def predict_for(image: np.ndarray):
+            x = normalize(image).unsqueeze(0).to(device)
+            zeros = torch.zeros(1, 1, *x.shape[2:], device=device)
+
+            def first_click(cx: int, cy: int) -> np.ndarray:
+                clicks = torch.full((1, self.cfg.clicks.max_clicks, 3), -1, dtype=torch.int32, device=device)
+                clicks[0, 0] = torch.tensor([cx, cy, 1], dtype=torch.int32)
+                first, maps = self.encoder(clicks, x)
+                logits = self.trainable(x, self.guidance(x, first), torch.cat([maps, zeros], dim=1))
+                return torch.sigmoid(logits.float())[0, 0].cpu().numpy()
+
+            return first_click
+
+        m = multi_object_metrics(predict_for, samples, containment_trials=3, seed=self.cfg.seed)
+        return {"val_click_target": m["click_target_accuracy"], "val_containment": m["containment"]}
 
     def export(self, path: Path, meta: dict[str, Any]) -> Path:
         """The best weights as a full `segmenter` checkpoint (prior + msfnet) with the bundle's contract:
@@ -364,7 +443,8 @@ class MSFNetTask:
         convolutional and training scaled the disk radius with the image (5 px at 512), so the
         weights carry over; `oace eval` / `oace export` take the checkpoint as it is."""
         msf = self.trainable
-        seg_cfg = SegmenterConfig(prior=None if self.prior is None else self.prior.cfg, msfnet=msf.cfg)
+        seg_cfg = SegmenterConfig(prior=None if self.prior is None else self.prior.cfg, msfnet=msf.cfg,
+                                  disk_guidance=self.disk_guidance)
         seg = build("segmenter", seg_cfg, seed=None)
         if self.prior is not None:
             seg.prior.load_state_dict(self.prior.state_dict())
@@ -424,7 +504,7 @@ def train_step(
         last = k == len(micro_batches) - 1
         sync = contextlib.nullcontext() if last or not hasattr(net, "no_sync") else net.no_sync()
         with sync:
-            with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+            with torch.autocast(device.type, dtype=amp_dtype(device), enabled=amp):
                 loss = task.loss(batch, net) / len(micro_batches)
             (scaler.scale(loss) if scaler is not None else loss).backward()
         total += float(loss.detach())
@@ -436,6 +516,12 @@ def train_step(
     return total
 
 
+def amp_dtype(device: torch.device) -> torch.dtype:
+    """--amp's autocast type: fp16 on CUDA (with a gradient scaler), bf16 on the CPU (no scaler needed:
+    bf16 has fp32's exponent range)."""
+    return torch.float16 if device.type == "cuda" else torch.bfloat16
+
+
 # ---------------------------------------------------------------- the run
 
 
@@ -443,8 +529,6 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     """Train one stage as configured; returns the summary written to train.json."""
     cfg.check()
     env = init_distributed()
-    if cfg.amp and env.device.type != "cuda":
-        raise InputError("--amp: mixed precision needs a CUDA GPU; this machine has none (drop --amp)")
     micro, rem = divmod(cfg.batch, env.world * cfg.accum)
     if rem or micro < 1:
         raise InputError(f"--batch {cfg.batch}: must be a multiple of processes x --accum = {env.world} x {cfg.accum}")
@@ -460,8 +544,10 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     train_idx, val_idx = split_indices(sum(len(d) for d in datasets), cfg.val_fraction, cfg.seed, cfg.limit)
     val_idx = val_idx[: cfg.val_max]  # held out either way; only this many are scored each epoch
     multi = cfg.stage == "msfnet"
-    train_set = TrainSet(datasets, train_idx, cfg.size, cfg.clicks, seed=cfg.seed, train=True, multi_click=multi, crop=cfg.crop)
+    train_set = TrainSet(datasets, train_idx, cfg.size, cfg.clicks, seed=cfg.seed, train=True, multi_click=multi, crop=cfg.crop,
+                         composite=CompositeConfig(prob=cfg.composite))
     val_set = TrainSet(datasets, val_idx, cfg.size, cfg.clicks, seed=cfg.seed, train=False, multi_click=False)
+    val_multi = validation_composites(val_set, cfg) if multi and env.main else []
     sampler = torch.utils.data.DistributedSampler(
         train_set, num_replicas=env.world, rank=env.rank, shuffle=True, seed=cfg.seed, drop_last=True
     )
@@ -482,13 +568,14 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         if env.main:
             for name, rep in init_report.items():
                 print(f"--init {cfg.init} -> {name}: {rep['summary']}")
+    crops_seen = 0  # cumulative over the weights' whole history: fine-tuning continues the count
     if cfg.weights and not cfg.resume:
-        load_start_weights(task, cfg.weights)
+        crops_seen = load_start_weights(task, cfg.weights)
         if env.main:
             print(f"--weights {cfg.weights}: {cfg.stage} starts from these trained weights")
     params = [p for p in task.trainable.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
-    scaler = torch.amp.GradScaler("cuda") if cfg.amp else None
+    scaler = torch.amp.GradScaler("cuda") if cfg.amp and env.device.type == "cuda" else None
 
     history: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
@@ -501,6 +588,7 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         history, best, start = list(state["history"]), state["best"], int(state["epoch"])
+        crops_seen = int(history[-1].get("crops_seen", 0)) if history else 0
         if init_report is None:
             init_report = state.get("init")
 
@@ -519,6 +607,9 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         t0 = time.time()
         set_train_mode(task.trainable, True, cfg.freeze_bn)
         losses = []
+        stats = getattr(task, "click_stats", None)
+        if stats is not None:
+            stats.reset()
         batches = iter(loader)
         bar = _progress(steps, f"{cfg.stage} epoch {epoch + 1}/{cfg.epochs}", cfg.progress and env.main)
         for i in range(steps):
@@ -533,16 +624,22 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
             micro_batches = [to_device(next(batches), env.device) for _ in range(cfg.accum)]
             loss = train_step(task, net, optimizer, micro_batches, scaler, cfg.amp)
             losses.append(_mean_across(loss, env))
+            crops_seen += cfg.batch
             bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{lr:.2e}")
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{lr:.2e}", crops_s=f"{len(losses) * cfg.batch / (time.time() - t0):.1f}")
         bar.close()
         if not losses:  # the budget ran out at the start of an epoch: nothing new to validate
             break
-        row = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "step_losses": losses, "steps": len(losses), "lr_end": lr}
+        row = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "step_losses": losses, "steps": len(losses), "lr_end": lr,
+               "crops_seen": crops_seen, "crops_per_s": round(len(losses) * cfg.batch / (time.time() - t0), 2)}
+        if stats is not None:
+            row.update({f"train_{k}": round(v, 4) for k, v in stats.summary().items()})
         if out_of_time:
             row["stopped"] = f"--max-minutes {cfg.max_minutes} reached after {len(losses)} of {steps} steps"
         if env.main:
             row.update(validate(task, val_set, micro, env.device, cfg.workers))
+            if val_multi:
+                row.update(task.multi_object(val_multi, env.device))
             row["seconds"] = round(time.time() - t0, 2)
             history.append(row)
             improved = best is None or (row.get(task.metric, -math.inf) > best["value"])
@@ -560,7 +657,7 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
                 name = "prior.pt" if cfg.stage == "prior" else "segmenter.pt"
                 task.export(out / name, meta={
                     "weights": f"trained: oace train {cfg.stage}, epoch {epoch + 1}, {task.metric} {best['value']:.4f}",
-                    "train_run": str(out), "epoch": epoch + 1, task.metric: best["value"],
+                    "train_run": str(out), "epoch": epoch + 1, task.metric: best["value"], "crops_seen": crops_seen,
                 })
             write_logs(out, cfg, history, best, init_report, time.time() - started)
             print(f"{cfg.stage} epoch {epoch + 1}: train loss {row['train_loss']:.4f}, val loss "
@@ -575,6 +672,19 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     if env.world > 1:
         dist.barrier()
     return summary
+
+
+def validation_composites(val_set: TrainSet, cfg: TrainConfig) -> list[MultiObjectSample]:
+    """Held-out multi-object samples: composites of held-out objects only (canvases: every held-out
+    item with its other objects; donors: the held-out salient items, or all), seeded by cfg.seed."""
+    if cfg.val_composites < 1 or len(val_set) < 2:
+        return []
+    samples = [val_set.sample(i) for i in range(len(val_set))]
+    canvases = [(s.image, s.mask | (s.others if s.others is not None else False)) for s in samples]
+    donors = [(samples[i].image, samples[i].mask) for i in val_set.donors]
+    if len(donors) < 3:
+        donors = [(s.image, s.mask) for s in samples]
+    return heldout_composites(canvases, donors, cfg.val_composites, cfg.seed, cfg.size)
 
 
 def validate(task: PriorTask | MSFNetTask, val_set: TrainSet, batch: int, device: torch.device, workers: int) -> dict[str, Any]:
@@ -678,13 +788,13 @@ def write_logs(out: Path, cfg: TrainConfig, history: list[dict[str, Any]], best:
                init_report: Any, seconds: float) -> None:
     summary = json_summary(cfg, history, best, init_report, seconds)
     write_json_atomic(out / "train.json", summary)
-    metric = ["val_auc", "val_auc_distance"] if cfg.stage == "prior" else ["val_miou1"]
-    cols = ["epoch", "train_loss", "val_loss", *metric, "seconds"]
+    metric = ["val_auc", "val_auc_distance"] if cfg.stage == "prior" else ["val_miou1", "val_obey_pos", "val_obey_neg", "val_click_target", "val_containment"]
+    cols = ["epoch", "train_loss", "val_loss", *metric, "crops_per_s", "seconds"]
     lines = [",".join(cols)] + [",".join(_fmt(r.get(c)) for c in cols) for r in history]
     write_text_atomic(out / "metrics.csv", "\n".join(lines) + "\n")
     write_text_atomic(out / "train.md", _markdown(cfg, summary, cols))
-    write_events(out / "tb" / "events.out.tfevents.oace", history, cols[1:-1])
-    plot_curves(out / "curves.png", history, cols[1:-1])
+    write_events(out / "tb" / "events.out.tfevents.oace", history, cols[1:-2])
+    plot_curves(out / "curves.png", history, cols[1:-2])
 
 
 def _fmt(v: Any) -> str:

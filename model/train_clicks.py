@@ -164,3 +164,68 @@ def add_iterative_clicks(
                 clicks[i, int(free[0])] = torch.tensor(click, dtype=clicks.dtype)
             prev[i] = probs[i]
     return clicks, prev
+
+
+class ClickStats:
+    """Counts of the clicks the training samples carried (after iterative simulation): how many
+    samples had a negative click, how many clicks of each label. Reset at each epoch."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.samples = self.with_negative = self.positive = self.negative = 0
+
+    def add(self, clicks: torch.Tensor) -> None:
+        labels = clicks[:, :, 2]
+        self.samples += int(labels.shape[0])
+        self.with_negative += int((labels == NEGATIVE).any(dim=1).sum())
+        self.positive += int((labels == POSITIVE).sum())
+        self.negative += int((labels == NEGATIVE).sum())
+
+    def summary(self) -> dict[str, float]:
+        if not self.samples:
+            return {}
+        return {
+            "share_with_negative": self.with_negative / self.samples,
+            "clicks_per_sample": (self.positive + self.negative) / self.samples,
+            "negative_click_share": self.negative / max(1, self.positive + self.negative),
+        }
+
+
+@torch.no_grad()
+def robot_obedience(
+    predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    clicks: torch.Tensor,
+    gt: torch.Tensor,
+    ignore: torch.Tensor,
+    rounds: int,
+    threshold: float = 0.49,
+) -> dict[str, list[float]]:
+    """Follow-up clicks by the robot (`next_click`) and whether each was obeyed.
+
+    predict(clicks, prev_mask) -> probabilities [B, 1, H, W]; clicks hold each sample's clicks so far.
+    Each round predicts, places the next click at the centre of the larger error, predicts again
+    with that click and the previous mask, and scores 1.0 when the new mask agrees with the click's
+    label at the clicked pixel. Returns {"val_obey_pos": [...], "val_obey_neg": [...]}.
+    """
+    out: dict[str, list[float]] = {"val_obey_pos": [], "val_obey_neg": []}
+    clicks = clicks.clone()
+    gt_np, ig_np = gt[:, 0].cpu().numpy() > 0.5, ignore[:, 0].cpu().numpy() > 0.5
+    probs = predict(clicks, torch.zeros_like(gt, dtype=torch.float32))
+    for _ in range(rounds):
+        pred_np = probs[:, 0].cpu().numpy() > threshold
+        added: list[tuple[int, int, int, int]] = []
+        for i in range(clicks.shape[0]):
+            click = next_click(gt_np[i], pred_np[i], ig_np[i])
+            free = torch.nonzero(clicks[i, :, 2] == PADDING).flatten()
+            if click is not None and free.numel():
+                clicks[i, int(free[0])] = torch.tensor(click, dtype=clicks.dtype)
+                added.append((i, *click))
+        if not added:
+            break
+        probs = predict(clicks, probs)  # the previous mask fed back, as the evaluation protocol does
+        for i, x, y, label in added:
+            inside = bool(probs[i, 0, y, x] > threshold)
+            out["val_obey_pos" if label == POSITIVE else "val_obey_neg"].append(float(inside == (label == POSITIVE)))
+    return out

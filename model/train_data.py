@@ -19,7 +19,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from model.composite import CompositeConfig, paste_objects, pick_target
 from model.data import DATASETS, Sample, SegDataset, get_dataset
+from model.data.salient import SalientDataset
 from model.segmenter import IMAGENET_MEAN, IMAGENET_STD
 from model.train_clicks import ClickSimConfig, empty_clicks, initial_clicks, interior_point
 from model.click_maps import POSITIVE
@@ -76,19 +78,20 @@ def split_indices(total: int, val_fraction: float, seed: int, limit: int | None 
     return order[n_val:], order[:n_val]
 
 
-def resize_sample(sample: Sample, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """-> image uint8 [S, S, 3], mask bool [S, S], ignore bool [S, S] (no crop)."""
+def resize_sample(sample: Sample, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """-> image uint8 [S, S, 3], mask, ignore, others: bool [S, S] (no crop; others empty when unknown)."""
     image = np.asarray(Image.fromarray(sample.image).resize((size, size), Image.BILINEAR))
     mask = _resize_bool(sample.mask, size)
     if not mask.any():
         raise InputError(f"{sample.name}: the object mask is empty")
     ignore = _resize_bool(sample.ignore, size) & ~mask
-    return image, mask, ignore
+    others = _resize_bool(sample.others, size) & ~mask & ~ignore if sample.others is not None else np.zeros_like(mask)
+    return image, mask, ignore, others
 
 
 def random_crop(
-    image: np.ndarray, mask: np.ndarray, ignore: np.ndarray, crop: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    image: np.ndarray, mask: np.ndarray, ignore: np.ndarray, crop: int, rng: np.random.Generator, *extra: np.ndarray
+) -> tuple[np.ndarray, ...]:
     """A crop x crop window that holds a uniformly drawn object pixel (so the object is never cut
     away), placed uniformly among the windows that do. Pixel scale is unchanged: a model trained on
     crops of the size x size image sees objects as large as it will at inference, for a fraction
@@ -99,7 +102,7 @@ def random_crop(
     y0 = int(rng.integers(max(0, ys[k] - crop + 1), min(ys[k], h - crop) + 1))
     x0 = int(rng.integers(max(0, xs[k] - crop + 1), min(xs[k], w - crop) + 1))
     win = (slice(y0, y0 + crop), slice(x0, x0 + crop))
-    return image[win], mask[win], ignore[win]
+    return tuple(a[win] for a in (image, mask, ignore, *extra))
 
 
 def _resize_bool(m: np.ndarray, size: int) -> np.ndarray:
@@ -133,8 +136,11 @@ def normalize(image: np.ndarray) -> torch.Tensor:
 class TrainSet(torch.utils.data.Dataset):
     """Objects of several datasets, resized and augmented; see the module docstring.
 
-    Items: {"image": float [3, S, S], "mask", "ignore": float [1, S, S], "clicks": int32 [N, 3],
-    "iterations": int64 (iterative clicks to simulate), "seed": int64 (patch sampling)}.
+    Items: {"image": float [3, S, S], "mask", "ignore", "others": float [1, S, S], "clicks": int32 [N, 3],
+    "iterations": int64 (iterative clicks to simulate), "seed": int64 (patch sampling)}. `others` holds
+    the image's other objects (background here; hard negatives for the prior), zeros when unknown.
+    With `composite` (training only), that share of items become copy-paste composites
+    (model/composite.py) whose pasted objects come from the salient datasets' items of this set.
     """
 
     def __init__(
@@ -148,6 +154,7 @@ class TrainSet(torch.utils.data.Dataset):
         train: bool,
         multi_click: bool,
         crop: int | None = None,
+        composite: CompositeConfig | None = None,
     ) -> None:
         self.datasets = list(datasets)
         self.offsets = np.cumsum([0] + [len(d) for d in self.datasets])
@@ -155,6 +162,9 @@ class TrainSet(torch.utils.data.Dataset):
         self.size, self.clicks, self.seed = size, clicks, seed
         self.train, self.multi_click = train, multi_click
         self.crop = crop if train and crop and crop < size else None
+        self.composite = composite if train and composite and composite.prob > 0 else None
+        salient = [i for i in range(len(self.indices)) if isinstance(self.datasets[self._dataset_of(i)], SalientDataset)]
+        self.donors = salient or list(range(len(self.indices)))
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -163,21 +173,40 @@ class TrainSet(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
+    def _dataset_of(self, i: int) -> int:
+        return int(np.searchsorted(self.offsets, self.indices[i], side="right") - 1)
+
     def sample(self, i: int) -> Sample:
         g = self.indices[i]
-        d = int(np.searchsorted(self.offsets, g, side="right") - 1)
+        d = self._dataset_of(i)
         return self.datasets[d][g - int(self.offsets[d])]
 
+    def composed(self, i: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        """(image, mask, ignore, others) of item i, or of a composite on it (training, with p composite.prob)."""
+        parts = resize_sample(self.sample(i), self.size)
+        cfg = self.composite
+        if cfg is None or rng.random() >= cfg.prob:
+            return parts
+        image, mask, ignore, others = parts
+        picks = rng.choice(self.donors, size=int(rng.integers(1, cfg.max_objects + 1)))
+        donors = [(s.image, s.mask) for s in (self.sample(int(k)) for k in picks)]
+        comp = paste_objects(image, mask | others, donors, rng, cfg.scale)
+        chosen = pick_target(comp, rng, cfg.min_visible)
+        if chosen is None:  # every pasted object ended up too small: keep the plain item
+            return parts
+        pasted = np.logical_or.reduce(comp.objects)
+        target, rest = chosen
+        return comp.image, target, ignore & ~pasted, rest & ~(ignore & ~pasted)
+
     def __getitem__(self, i: int) -> dict[str, Any]:
-        sample = self.sample(i)
-        image, mask, ignore = resize_sample(sample, self.size)
         g = self.indices[i]
         rng = np.random.default_rng([self.seed, self.epoch if self.train else 0, g])
+        image, mask, ignore, others = self.composed(i, rng) if self.train else resize_sample(self.sample(i), self.size)
         if self.train:
             if self.crop:
-                image, mask, ignore = random_crop(image, mask, ignore, self.crop, rng)
+                image, mask, ignore, others = random_crop(image, mask, ignore, self.crop, rng, others)
             if rng.random() < 0.5:
-                image, mask, ignore = image[:, ::-1], mask[:, ::-1], ignore[:, ::-1]
+                image, mask, ignore, others = image[:, ::-1], mask[:, ::-1], ignore[:, ::-1], others[:, ::-1]
             image = brightness_contrast(image, rng)
             clicks, iterations = initial_clicks(mask, ignore, rng, self.clicks, self.multi_click)
         else:
@@ -188,6 +217,7 @@ class TrainSet(torch.utils.data.Dataset):
             "image": normalize(image),
             "mask": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None],
             "ignore": torch.from_numpy(np.ascontiguousarray(ignore, dtype=np.float32))[None],
+            "others": torch.from_numpy(np.ascontiguousarray(others, dtype=np.float32))[None],
             "clicks": torch.from_numpy(clicks),
             "iterations": torch.tensor(iterations, dtype=torch.int64),
             "seed": torch.tensor(int(rng.integers(2**62)), dtype=torch.int64),

@@ -136,7 +136,8 @@ def both():
     data = synthetic_set(12, seed=7)
     ours, theirs = [], []
     for i, (gt, ignore) in enumerate(data):
-        ious, clicks, _ = run_protocol(gt, ignore, NoisyModel(gt, i), MAX_CLICKS, distance="scipy")  # exact, as the brute force
+        run = run_protocol(gt, ignore, NoisyModel(gt, i), MAX_CLICKS, distance="scipy")  # exact, as the brute force
+        ious, clicks = run.ious, run.clicks
         ours.append((ious, [(c.x, c.y, c.is_positive) for c in clicks]))
         theirs.append(independent_curve(gt, ignore, NoisyModel(gt, i)))
     return ours, theirs

@@ -22,6 +22,16 @@ def test_the_word_reference_resolves_and_other_names_pass_through(tmp_path, monk
         reference.resolve_checkpoint("reference")
 
 
+def test_reference_v1_stays_loadable_by_name(tmp_path, monkeypatch):
+    from model.registry import load_model
+
+    v1 = load_model(reference.resolve_checkpoint("reference_v1"))
+    assert v1.prior is None and v1.cfg.msfnet.guidance_channels == 1  # the click-disk ablation v2 was built from
+    monkeypatch.setitem(reference.NAMED, "reference_v1", tmp_path / "gone.pt")
+    with pytest.raises(CheckpointError, match="gone.pt: the reference_v1 checkpoint is not in this install"):
+        reference.resolve_checkpoint("reference_v1")
+
+
 def test_a_missing_reference_is_one_line_from_the_cli(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(reference, "REFERENCE_PATH", tmp_path / "missing.pt")
     assert main(["export", "--checkpoint", "reference", "--out", str(tmp_path / "o")]) == 2

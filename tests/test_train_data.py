@@ -56,7 +56,7 @@ def test_resize_keeps_thin_objects_and_is_not_a_crop():
     image = np.zeros((100, 200, 3), dtype=np.uint8)
     mask = np.zeros((100, 200), dtype=bool)
     mask[50, 10:190] = True  # one row: bilinear to 32 rows would drop below 0.5
-    img, m, ig = resize_sample(Sample(image, mask, np.zeros_like(mask), "thin"), 32)
+    img, m, ig, _ = resize_sample(Sample(image, mask, np.zeros_like(mask), "thin"), 32)
     assert img.shape == (32, 32, 3) and m.any() and not ig.any()
     assert m[:, 3:29].any(axis=0).all() and not m[:, 0].any()  # spans the width: resized, not cropped
 
@@ -98,7 +98,7 @@ def test_validation_items_are_plain_and_clicked_at_the_interior_point():
     samples = _samples()
     ds = TrainSet([samples], [0, 1], 32, ClickSimConfig(), seed=0, train=False, multi_click=False)
     item = ds[0]
-    img, mask, _ = resize_sample(samples[0], 32)
+    img, mask, _, _ = resize_sample(samples[0], 32)
     mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
     expected = (torch.from_numpy(np.array(img)).permute(2, 0, 1).float() / 255 - mean) / std
     assert torch.allclose(item["image"], expected, atol=1e-6)

@@ -76,6 +76,27 @@ def test_one_training_step_lowers_the_loss_on_a_fixed_batch(salient_dir, tiny_pr
         assert all(p.grad is None for p in task.prior.parameters())
 
 
+@pytest.mark.parametrize("stage", ["prior", "msfnet"])
+def test_a_bf16_autocast_step_lowers_the_loss_on_a_fixed_batch(salient_dir, tiny_prior, tmp_path, stage):
+    from model.train import amp_dtype
+
+    assert amp_dtype(torch.device("cpu")) == torch.bfloat16 and amp_dtype(torch.device("cuda")) == torch.float16
+    cfg = _cfg(salient_dir, tmp_path, stage, tiny_prior if stage == "msfnet" else None, amp=True)
+    task = build_task(cfg, torch.device("cpu"))
+    batch = _fixed_batch(cfg)
+    batch["iterations"].zero_()
+    task.trainable.train()
+    opt = torch.optim.Adam(task.trainable.parameters(), lr=cfg.lr)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        conv = task.trainable.backbone.conv1
+        assert conv(torch.zeros(1, conv.in_channels, 8, 8)).dtype == torch.bfloat16  # autocast is on
+    before = train_step(task, task.trainable, opt, [batch], amp=True)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        after = float(task.loss(batch, task.trainable))
+    assert after < before - 1e-4, (before, after)
+    assert all(p.dtype == torch.float32 for p in task.trainable.parameters())  # master weights stay fp32
+
+
 def test_roc_auc_matches_the_hand_computed_value():
     from model.train import roc_auc
 
@@ -126,13 +147,19 @@ def test_msfnet_run_writes_reports_and_an_exportable_segmenter(salient_dir, tiny
     for name in ("last.pt", "best.pt", "segmenter.pt", "metrics.csv", "train.json", "train.md", "curves.png"):
         assert (out / name).is_file(), name
     rows = (out / "metrics.csv").read_text().splitlines()
-    assert rows[0] == "epoch,train_loss,val_loss,val_miou1,seconds" and len(rows) == 3
+    assert rows[0] == "epoch,train_loss,val_loss,val_miou1,val_obey_pos,val_obey_neg,val_click_target,val_containment,crops_per_s,seconds"
+    assert len(rows) == 3
     assert summary["best"]["metric"] == "val_miou1" and summary["click_radius"] == 1
+    first, second = summary["epochs"]
+    assert (first["crops_seen"], second["crops_seen"]) == (first["steps"] * 4, (first["steps"] + second["steps"]) * 4)
+    assert first["crops_per_s"] > 0 and 0.0 <= first["train_share_with_negative"] <= 1.0
+    assert 0.0 <= first["val_click_target"] <= 1.0 and 0.0 <= first["val_containment"] <= 1.0
     assert summary["epochs"][0]["val_objects"] == 2 and 0.0 <= summary["epochs"][0]["val_miou1"] <= 1.0
     seg = load_model(out / "segmenter.pt")
     # trained at 64 px, shipped with the bundle contract (512 input, radius-5 disks)
     assert type(seg).__name__ == "Segmenter" and (seg.cfg.input_size, seg.cfg.click_radius) == (512, 5)
-    assert seg.prior is not None
+    assert seg.prior is not None and seg.cfg.disk_guidance  # the tiny preset is the shipped chain: OACE + disk
+    assert seg.cfg.msfnet.guidance_channels == seg.cfg.prior.embed_dim + 1
     assert torch.equal(seg.prior.state_dict()["project.weight"], load_model(tiny_prior).state_dict()["project.weight"])
     probs = seg(torch.zeros(1, 512, 512, 3, dtype=torch.uint8),
                 torch.tensor([[[240, 240, 1]] + [[0, 0, -1]] * 23], dtype=torch.int32), torch.zeros(1, 512, 512, 1))
@@ -151,7 +178,7 @@ def test_prior_run_logs_auc_inits_the_backbone_and_saves_a_prior_checkpoint(sali
     auc = summary["epochs"][0]["val_auc"]
     assert 0.0 <= auc <= 1.0 and summary["best"] == {"epoch": 1, "metric": "val_auc", "value": auc}
     assert 0.5 < summary["epochs"][0]["val_auc_distance"] <= 1.0  # compact ellipses: nearness to the click ranks well
-    assert (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0] == "epoch,train_loss,val_loss,val_auc,val_auc_distance,seconds"
+    assert (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0] == "epoch,train_loss,val_loss,val_auc,val_auc_distance,crops_per_s,seconds"
     report = summary["init"]["prior.backbone"]
     assert report["loaded"] == len(stem) - 1 and len(report["partial"]) == 1 and len(report["missing"]) > 0
     assert json.loads((tmp_path / "run" / "train.json").read_text())["init"] == summary["init"]
@@ -177,8 +204,8 @@ def test_run_errors_are_one_line_and_exit_2(salient_dir, tiny_prior, tmp_path, c
         run_training(_cfg(salient_dir, tmp_path / "m", "msfnet"))
     with pytest.raises(InputError, match="click-disk ablation: it takes no --prior"):
         run_training(_cfg(salient_dir, tmp_path / "m", "msfnet", tiny_prior, model="segmenter_disk"))
-    with pytest.raises(InputError, match="--amp: mixed precision needs a CUDA GPU"):
-        run_training(_cfg(salient_dir, tmp_path / "m", "prior", amp=True))
+    with pytest.raises(InputError, match="--click-weight -1.0: must be >= 0"):
+        run_training(_cfg(salient_dir, tmp_path / "m", "msfnet", tiny_prior, click_weight=-1.0))
     with pytest.raises(InputError, match="--batch 6: must be a multiple of processes x --accum = 1 x 4"):
         run_training(_cfg(salient_dir, tmp_path / "m", "prior", batch=6, accum=4))
     assert main(["train", "prior", "--data", "GrabCut:../shared/data", "--out", str(tmp_path / "g")]) == 2

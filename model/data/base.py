@@ -2,7 +2,8 @@
 
 A sample is one object to segment: `image` uint8 HxWx3 RGB 0..255, `mask` bool HxW (the object),
 `ignore` bool HxW (pixels no metric or click may use; disjoint from `mask`), `name` (unique in its
-dataset). Every decoding problem is an `InputError` naming the file and what is wrong.
+dataset), and where the dataset knows them `others`: bool HxW, the union of the image's other
+labelled objects (background for this sample; training draws hard negatives from it). Every decoding problem is an `InputError` naming the file and what is wrong.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Sample:
     mask: np.ndarray
     ignore: np.ndarray
     name: str
+    others: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -110,7 +112,7 @@ def read_label(path: str | Path, reduce: str = "max") -> np.ndarray:
 
 
 def make_sample(image: np.ndarray, mask: np.ndarray, ignore: np.ndarray | None, name: str,
-                image_path: Path | str, mask_path: Path | str) -> Sample:
+                image_path: Path | str, mask_path: Path | str, others: np.ndarray | None = None) -> Sample:
     """Validate and build a Sample: same size as the image, object not empty, ignore disjoint."""
     mask = np.asarray(mask, dtype=bool)
     ignore = np.zeros_like(mask) if ignore is None else np.asarray(ignore, dtype=bool)
@@ -122,7 +124,9 @@ def make_sample(image: np.ndarray, mask: np.ndarray, ignore: np.ndarray | None, 
     mask = mask & ~ignore
     if not mask.any():
         raise InputError(f"{mask_path}: empty mask (no object pixel) for sample {name!r}")
-    return Sample(image=image, mask=mask, ignore=ignore, name=name)
+    if others is not None:
+        others = np.asarray(others, dtype=bool) & ~mask & ~ignore
+    return Sample(image=image, mask=mask, ignore=ignore, name=name, others=others)
 
 
 def list_images(folder: Path) -> list[Path]:

@@ -1,6 +1,7 @@
 """YOLO segmentation polygons (Ultralytics, as coco128-seg): `images/<split>/*.jpg`, `labels/<split>/*.txt`.
 
-Each label line is `class x1 y1 x2 y2 ...` with coordinates normalized to 0..1; one sample per line.
+Each label line is `class x1 y1 x2 y2 ...` with coordinates normalized to 0..1; one sample per line,
+whose `others` is the union of the image's other polygons.
 Polygons are rasterized as COCO polygons (pycocotools), in pixel units x*W, y*H. Images without a label file hold no
 object and are skipped; label files without an image are skipped too; both are counted in `notes`.
 `split=None` pairs `images/` with `labels/` directly, or their single shared subfolder.
@@ -76,7 +77,14 @@ class YoloSegDataset(SegDataset):
     def _load(self, item: tuple[Path, Path, int]) -> Sample:
         img_path, lbl_path, line_no = item
         image = read_rgb(img_path)
-        where = f"{lbl_path}:{line_no}"
-        _, pts = parse_label_line(lbl_path.read_text().splitlines()[line_no - 1], where)
-        mask = rasterize_polygon(pts, image.shape[0], image.shape[1], where)
-        return make_sample(image, mask, None, f"{img_path.stem}_{line_no}", img_path, where)
+        h, w = image.shape[:2]
+        masks = {}
+        for n, line in enumerate(lbl_path.read_text().splitlines(), start=1):
+            if line.strip():
+                _, pts = parse_label_line(line, f"{lbl_path}:{n}")
+                masks[n] = rasterize_polygon(pts, h, w, f"{lbl_path}:{n}")
+        others = np.zeros((h, w), dtype=bool)
+        for n, m in masks.items():
+            if n != line_no:
+                others |= m
+        return make_sample(image, masks[line_no], None, f"{img_path.stem}_{line_no}", img_path, f"{lbl_path}:{line_no}", others)

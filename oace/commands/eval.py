@@ -29,6 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--distance", choices=("scipy", "opencv"), default="scipy",
                    help="robot distance transform: scipy (exact, deterministic; default) or opencv (RITM's own "
                         "float32 path: differs on exact ties, and not deterministic run to run)")
+    p.add_argument("--containment-trials", type=int, default=3, metavar="N",
+                   help="first clicks per image drawn uniformly over the whole image; reports the share whose mask "
+                        "contains the clicked pixel (default 3; 0 skips)")
+    p.add_argument("--zoom-in", action="store_true",
+                   help="follow-up clicks run on a crop around the current mask (RITM's ZoomIn: 1.4x the box, >= 200 px)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=_handler)
 
@@ -39,7 +44,8 @@ def _handler(args: argparse.Namespace) -> int:
     paths = run_eval(model=args.model, dataset=args.dataset, data_root=args.data_root, max_clicks=args.max_clicks,
                      out=args.out, limit=args.limit, robustness_trials=args.robustness_trials, seed=args.seed,
                      progress=not args.no_progress, threads=args.threads,
-                     distance=args.distance, argv=sys.argv)
+                     distance=args.distance, zoom_in=args.zoom_in, containment_trials=args.containment_trials,
+                     argv=sys.argv)
     for path in paths[:3]:
         print(path)
     if len(paths) > 3:

@@ -35,11 +35,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-max", type=int, default=2000, help="score at most this many held-out objects per epoch (default 2000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers per process (default 0)")
-    p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    p.add_argument("--amp", action="store_true", help="mixed precision: fp16 autocast + gradient scaler on CUDA, bf16 autocast on the CPU")
+    p.add_argument("--click-weight", type=float, default=1.0,
+                   help="msfnet stage: weight of the cross-entropy on the clicked disks, so every tap counts (default 1.0; 0 = NFL only)")
+    p.add_argument("--val-robot-clicks", type=int, default=2,
+                   help="msfnet stage: robot follow-up clicks per held-out object, scored for obedience (default 2)")
     p.add_argument("--limit", type=int, default=None, help="use only this many objects (smoke runs)")
     p.add_argument("--patches", type=int, default=64, help="prior stage: patches of each kind per image (default 64)")
     p.add_argument("--contrast", choices=("within", "paper"), default="within",
                    help="prior stage: background patches from both passes (default) or pass 2 only as Eq. 1 is written; see docs/training.md")
+    p.add_argument("--val-composites", type=int, default=12,
+                   help="msfnet stage: held-out multi-object composites scored each epoch for click-target accuracy and containment (default 12)")
+    p.add_argument("--composite", type=float, default=0.5,
+                   help="share of training items made copy-paste composites: 1-3 salient objects pasted on another image, the click picks one (default 0.5)")
+    p.add_argument("--hard-negatives", type=float, default=0.5,
+                   help="prior stage: share of background patches drawn from other objects and a band around the object (default 0.5)")
+    p.add_argument("--freeze-bn", action="store_true",
+                   help="BatchNorm in eval mode: keep the start weights' statistics when fine-tuning with small batches of crops")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     p.set_defaults(handler=run)
 
@@ -52,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr, size=args.size, crop=args.crop, model=args.model, prior=args.prior, init=args.init, weights=args.weights,
         schedule=args.schedule, max_minutes=args.max_minutes, resume=args.resume,
         val_fraction=args.val_fraction, val_max=args.val_max, seed=args.seed, workers=args.workers, amp=args.amp, limit=args.limit,
+        click_weight=args.click_weight, val_robot_clicks=args.val_robot_clicks, composite=args.composite, val_composites=args.val_composites,
+        hard_negatives=args.hard_negatives, freeze_bn=args.freeze_bn,
         patches=args.patches, contrast=args.contrast, progress=not args.no_progress,
     )
     summary = run_training(cfg)
