@@ -1,4 +1,4 @@
-"""Click-target accuracy and containment of checkpoints or bundles on held-out multi-object samples.
+"""Click-target accuracy, containment and interior spread of checkpoints or bundles on held-out multi-object samples.
 
 The samples are the training validation's: copy-paste composites of the objects the training
 split holds out (same seed and split as `oace train`), so every model is scored on images no
@@ -64,9 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     samples = heldout_samples(args.data, args.n, args.seed, 512, args.val_fraction, args.val_max)
     rows = [score(m, samples, args.threads, args.containment_trials) for m in args.model]
-    table = markdown_table(["model", "click-target accuracy", "clicks", "containment", "clicks"],
+    table = markdown_table(["model", "click-target accuracy", "clicks", "containment", "clicks", "interior spread (IoU std)"],
                            [[r["backend"], f"{r['click_target_accuracy']:.3f}", r["click_target_clicks"],
-                             f"{r['containment']:.3f}", r["containment_clicks"]] for r in rows])
+                             f"{r['containment']:.3f}", r["containment_clicks"], f"{r['interior_spread']:.3f}"] for r in rows])
     md = (f"# Click metrics on {len(samples)} held-out multi-object composites\n\n{table}\n\n"
           f"Objects per composite: {np.mean([len(s.objects) for s in samples]):.2f}. Data: `{args.data}`.\n")
     write_report(Path(args.out), "click_metrics", {"samples": len(samples), "runs": rows, **provenance(sys.argv)}, md)

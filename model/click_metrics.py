@@ -63,6 +63,18 @@ def click_target(predict: FirstClickFn, objects: Sequence[np.ndarray], thr: floa
     return out
 
 
+def interior_spread(predict: FirstClickFn, obj: np.ndarray, rng: np.random.Generator, trials: int = 3,
+                    thr: float = PRED_THR) -> float:
+    """Std (population) of the IoU of `trials` first clicks drawn uniformly inside the object."""
+    ys, xs = np.nonzero(obj)
+    picks = rng.choice(ys.size, size=min(trials, ys.size), replace=False)
+    ious = []
+    for k in picks:
+        pred = predict(int(xs[k]), int(ys[k])) > thr
+        ious.append((pred & obj).sum() / max(1, (pred | obj).sum()))
+    return float(np.std(ious))
+
+
 def heldout_composites(canvases: Sequence[tuple[np.ndarray, np.ndarray]], donors: Sequence[tuple[np.ndarray, np.ndarray]],
                        n: int, seed: int, size: int, min_pixels: int | None = None) -> list[MultiObjectSample]:
     """n seeded composites: canvas (image, its objects) resized to size, 2-3 donors (image, mask) pasted.
@@ -88,14 +100,17 @@ def heldout_composites(canvases: Sequence[tuple[np.ndarray, np.ndarray]], donors
 
 def multi_object_metrics(predict_for: Callable[[np.ndarray], FirstClickFn], samples: Sequence[MultiObjectSample],
                          containment_trials: int = 3, seed: int = 0) -> dict[str, float | int]:
-    """Click-target accuracy and containment on multi-object samples; predict_for(image) -> FirstClickFn."""
+    """Click-target accuracy, containment and interior spread (std of IoU over 3 clicks inside each
+    object, averaged) on multi-object samples; predict_for(image) -> FirstClickFn."""
     rng = np.random.default_rng(seed)
-    hits, contained = [], []
+    hits, contained, spread = [], [], []
     for s in samples:
         predict = predict_for(s.image)
         hits += click_target(predict, s.objects)
         contained += containment(predict, s.image.shape[:2], rng, containment_trials)
+        spread += [interior_spread(predict, o, rng) for o in s.objects]
     return {
+        "interior_spread": float(np.mean(spread)) if spread else float("nan"),
         "click_target_accuracy": float(np.mean(hits)) if hits else float("nan"),
         "click_target_clicks": len(hits),
         "containment": float(np.mean(contained)) if contained else float("nan"),

@@ -1,9 +1,9 @@
 """The reference checkpoints shipped with the package: where they live and how to ask for them.
 
 `oace demo` uses the current reference by default, and every command that takes a segmenter
-checkpoint accepts the word `reference` for it (v2: the chained prior + MSFNet) and
-`reference_v1` for the previous one (the click-disk ablation, kept because v2 was built from it
-and the function-preserving test compares the two). How each was trained and what it scores:
+checkpoint accepts the word `reference` for it. Versioned names (`reference_v1`) stay valid when a
+newer reference replaces it: the chained model is built from v1 (model/chain.py) and its
+function-preserving test compares the two. How each was trained and what it scores:
 docs/model_card.md.
 """
 
@@ -15,7 +15,7 @@ from oace.errors import CheckpointError
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 REFERENCE_NAME = "reference"
-REFERENCE_PATH = WEIGHTS / "oace_reference_v2_fp16.pt"
+REFERENCE_PATH = WEIGHTS / "oace_reference_v1_fp16.pt"
 # every name a command accepts for a shipped checkpoint, and its file
 NAMED = {"reference_v1": WEIGHTS / "oace_reference_v1_fp16.pt"}
 

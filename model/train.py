@@ -435,7 +435,8 @@ class MSFNetTask:
             return first_click
 
         m = multi_object_metrics(predict_for, samples, containment_trials=3, seed=self.cfg.seed)
-        return {"val_click_target": m["click_target_accuracy"], "val_containment": m["containment"]}
+        return {"val_click_target": m["click_target_accuracy"], "val_containment": m["containment"],
+                "val_interior_spread": m["interior_spread"]}
 
     def export(self, path: Path, meta: dict[str, Any]) -> Path:
         """The best weights as a full `segmenter` checkpoint (prior + msfnet) with the bundle's contract:
@@ -788,7 +789,7 @@ def write_logs(out: Path, cfg: TrainConfig, history: list[dict[str, Any]], best:
                init_report: Any, seconds: float) -> None:
     summary = json_summary(cfg, history, best, init_report, seconds)
     write_json_atomic(out / "train.json", summary)
-    metric = ["val_auc", "val_auc_distance"] if cfg.stage == "prior" else ["val_miou1", "val_obey_pos", "val_obey_neg", "val_click_target", "val_containment"]
+    metric = ["val_auc", "val_auc_distance"] if cfg.stage == "prior" else ["val_miou1", "val_obey_pos", "val_obey_neg", "val_click_target", "val_containment", "val_interior_spread"]
     cols = ["epoch", "train_loss", "val_loss", *metric, "crops_per_s", "seconds"]
     lines = [",".join(cols)] + [",".join(_fmt(r.get(c)) for c in cols) for r in history]
     write_text_atomic(out / "metrics.csv", "\n".join(lines) + "\n")

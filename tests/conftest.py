@@ -33,3 +33,16 @@ def tiny_segmenter():
     from model.registry import build_model
 
     return build_model("segmenter_tiny", seed=0).eval()
+
+
+def write_salient_set(root: Path, pairs) -> Path:
+    """Write (image uint8 HxWx3, mask bool HxW) pairs in ECSSD's layout (images/, ground_truth_mask/)."""
+    import numpy as np
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True)
+    (root / "ground_truth_mask").mkdir()
+    for i, (image, mask) in enumerate(pairs):
+        Image.fromarray(image).save(root / "images" / f"{i:04d}.png")
+        Image.fromarray((mask * 255).astype(np.uint8)).save(root / "ground_truth_mask" / f"{i:04d}.png")
+    return root

@@ -46,6 +46,22 @@ def test_a_model_that_follows_the_click_scores_full_marks():
     assert all(containment(follows, (40, 60), np.random.default_rng(1), 50))
 
 
+def test_interior_spread_is_zero_for_a_click_blind_model_and_known_for_a_split_one():
+    from model.click_metrics import interior_spread
+
+    obj = _objects()[0]
+    assert interior_spread(lambda x, y: obj.astype(np.float32), obj, np.random.default_rng(0)) == 0.0
+    left = obj.copy()
+    left[:, 15:] = False  # clicks left of x = 15 give the left half (IoU 0.5), the others the whole object
+
+    def halves(x, y):
+        return (left if x < 15 else obj).astype(np.float32)
+
+    spreads = [interior_spread(halves, obj, np.random.default_rng(s), trials=3) for s in range(30)]
+    assert set(np.round(spreads, 4)) <= {0.0, round(float(np.std([0.5, 1, 1])), 4)}  # 0 or the std of {0.5, 1, 1} or {0.5, 0.5, 1}
+    assert max(spreads) > 0.2
+
+
 def test_click_target_needs_a_strictly_larger_overlap():
     objects = _objects()
 

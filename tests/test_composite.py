@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
+from conftest import write_salient_set
 from model.composite import CompositeConfig, paste_objects, pick_target
 from model.losses import hard_negative_region, sample_patches
 from model.train_clicks import ClickSimConfig
@@ -59,19 +59,16 @@ def test_pick_target_makes_the_rest_background():
 @pytest.fixture(scope="module")
 def salient_dir(tmp_path_factory) -> Path:
     """10 synthetic 96x96 images, one bright square each, ECSSD layout."""
-    root = tmp_path_factory.mktemp("synth") / "SYNTH"
-    (root / "images").mkdir(parents=True)
-    (root / "ground_truth_mask").mkdir()
     rng = np.random.default_rng(1)
+    pairs = []
     for i in range(10):
         mask = np.zeros((96, 96), dtype=bool)
         y, x = rng.integers(10, 50, 2)
         mask[y:y + 30, x:x + 30] = True
         img = rng.integers(0, 60, (96, 96, 3)).astype(np.uint8)
         img[mask] = (200, 40 + 20 * i, 30)
-        Image.fromarray(img).save(root / "images" / f"{i:04d}.png")
-        Image.fromarray((mask * 255).astype(np.uint8)).save(root / "ground_truth_mask" / f"{i:04d}.png")
-    return root
+        pairs.append((img, mask))
+    return write_salient_set(tmp_path_factory.mktemp("synth") / "SYNTH", pairs)
 
 
 def test_composite_training_items_have_several_objects_and_click_the_target(salient_dir):

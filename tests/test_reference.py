@@ -26,7 +26,8 @@ def test_reference_v1_stays_loadable_by_name(tmp_path, monkeypatch):
     from model.registry import load_model
 
     v1 = load_model(reference.resolve_checkpoint("reference_v1"))
-    assert v1.prior is None and v1.cfg.msfnet.guidance_channels == 1  # the click-disk ablation v2 was built from
+    assert v1.prior is None and v1.cfg.msfnet.guidance_channels == 1  # the click-disk ablation the chain is built from
+    assert reference.resolve_checkpoint("reference_v1") == str(reference.NAMED["reference_v1"])
     monkeypatch.setitem(reference.NAMED, "reference_v1", tmp_path / "gone.pt")
     with pytest.raises(CheckpointError, match="gone.pt: the reference_v1 checkpoint is not in this install"):
         reference.resolve_checkpoint("reference_v1")

@@ -147,7 +147,7 @@ def test_msfnet_run_writes_reports_and_an_exportable_segmenter(salient_dir, tiny
     for name in ("last.pt", "best.pt", "segmenter.pt", "metrics.csv", "train.json", "train.md", "curves.png"):
         assert (out / name).is_file(), name
     rows = (out / "metrics.csv").read_text().splitlines()
-    assert rows[0] == "epoch,train_loss,val_loss,val_miou1,val_obey_pos,val_obey_neg,val_click_target,val_containment,crops_per_s,seconds"
+    assert rows[0] == "epoch,train_loss,val_loss,val_miou1,val_obey_pos,val_obey_neg,val_click_target,val_containment,val_interior_spread,crops_per_s,seconds"
     assert len(rows) == 3
     assert summary["best"]["metric"] == "val_miou1" and summary["click_radius"] == 1
     first, second = summary["epochs"]
