@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from model.backends import open_backend
-from model.click_metrics import heldout_composites, multi_object_metrics
-from model.clicks import Click
+from model.click_metrics import multi_object_metrics
 from model.evaluate import Session
 from model.train_data import TrainSet, open_datasets, parse_specs, split_indices
 from model.train_clicks import ClickSimConfig
@@ -29,23 +28,14 @@ def heldout_samples(data: str, n: int, seed: int, size: int, val_fraction: float
     datasets = open_datasets(parse_specs(data))
     _, val_idx = split_indices(sum(len(d) for d in datasets), val_fraction, seed)
     val = TrainSet(datasets, val_idx[:val_max], size, ClickSimConfig(), seed=seed, train=False, multi_click=False)
-    samples = [val.sample(i) for i in range(len(val))]
-    canvases = [(s.image, s.mask | (s.others if s.others is not None else False)) for s in samples]
-    donors = [(samples[i].image, samples[i].mask) for i in val.donors]
-    return heldout_composites(canvases, donors, n, seed, size)
+    return val.heldout_composites(n)
 
 
 def score(model: str, samples, threads: int | None, trials: int) -> dict:
     backend = open_backend(model, num_threads=threads)
 
     def predict_for(image: np.ndarray):
-        session = Session(backend, image)
-
-        def first_click(x: int, y: int) -> np.ndarray:
-            session.reset()
-            return session([Click(x=x, y=y, is_positive=True)])
-
-        return first_click
+        return Session(backend, image).first_click
 
     return {"model": model, "backend": backend.name, **multi_object_metrics(predict_for, samples, trials)}
 

@@ -55,6 +55,11 @@ class Session:
         self.prev = np.zeros((INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
         self.prob = np.zeros((self.height, self.width), dtype=np.float32)
 
+    def first_click(self, x: int, y: int) -> np.ndarray:
+        """A fresh first (positive) click: forget the previous prediction, predict from this one."""
+        self.reset()
+        return self([Click(x=int(x), y=int(y), is_positive=True)])
+
     def __call__(self, clicks: Sequence[Click]) -> np.ndarray:
         if self.zoom_in is not None and self.zoom_in.applies(len(clicks)):
             return self._zoomed(clicks)
@@ -274,8 +279,7 @@ def click_robustness(dataset: SegDataset | Sequence[Sample], backend: Backend, n
             ious = []
             session = Session(backend, sample.image)
             for y, x in picks:
-                session.reset()
-                prob = session([Click(x=int(x), y=int(y), is_positive=True)])
+                prob = session.first_click(x, y)
                 ious.append(float(np.float32(iou(sample.mask, prob > pred_thr, sample.ignore))))
             per_object.append({
                 "name": sample.name,
@@ -313,12 +317,7 @@ def click_containment(dataset: SegDataset | Sequence[Sample], backend: Backend, 
         for i in range(n):
             sample = dataset[i]
             session = Session(backend, sample.image)
-
-            def first_click(x: int, y: int) -> np.ndarray:
-                session.reset()
-                return session([Click(x=x, y=y, is_positive=True)])
-
-            hits += containment(first_click, sample.mask.shape, np.random.default_rng([seed, i]), n_trials, pred_thr)
+            hits += containment(session.first_click, sample.mask.shape, np.random.default_rng([seed, i]), n_trials, pred_thr)
             bar.update(1)
     if not hits:
         raise ValueError("no samples for the containment test")

@@ -32,7 +32,7 @@ from scipy.stats import rankdata
 from torch import nn
 
 from model.chain import widen_guidance
-from model.click_metrics import MultiObjectSample, heldout_composites, multi_object_metrics
+from model.click_metrics import MultiObjectSample, multi_object_metrics
 from model.click_maps import ClickEncoder
 from model.composite import CompositeConfig
 from model.losses import CONTRASTS, cell_size, click_region_loss, hard_negative_region, normalized_focal_loss, prior_loss
@@ -548,7 +548,7 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     train_set = TrainSet(datasets, train_idx, cfg.size, cfg.clicks, seed=cfg.seed, train=True, multi_click=multi, crop=cfg.crop,
                          composite=CompositeConfig(prob=cfg.composite))
     val_set = TrainSet(datasets, val_idx, cfg.size, cfg.clicks, seed=cfg.seed, train=False, multi_click=False)
-    val_multi = validation_composites(val_set, cfg) if multi and env.main else []
+    val_multi = val_set.heldout_composites(cfg.val_composites) if multi and env.main else []
     sampler = torch.utils.data.DistributedSampler(
         train_set, num_replicas=env.world, rank=env.rank, shuffle=True, seed=cfg.seed, drop_last=True
     )
@@ -673,19 +673,6 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     if env.world > 1:
         dist.barrier()
     return summary
-
-
-def validation_composites(val_set: TrainSet, cfg: TrainConfig) -> list[MultiObjectSample]:
-    """Held-out multi-object samples: composites of held-out objects only (canvases: every held-out
-    item with its other objects; donors: the held-out salient items, or all), seeded by cfg.seed."""
-    if cfg.val_composites < 1 or len(val_set) < 2:
-        return []
-    samples = [val_set.sample(i) for i in range(len(val_set))]
-    canvases = [(s.image, s.mask | (s.others if s.others is not None else False)) for s in samples]
-    donors = [(samples[i].image, samples[i].mask) for i in val_set.donors]
-    if len(donors) < 3:
-        donors = [(s.image, s.mask) for s in samples]
-    return heldout_composites(canvases, donors, cfg.val_composites, cfg.seed, cfg.size)
 
 
 def validate(task: PriorTask | MSFNetTask, val_set: TrainSet, batch: int, device: torch.device, workers: int) -> dict[str, Any]:

@@ -132,6 +132,16 @@ def next_click(gt: np.ndarray, pred: np.ndarray, ignore: np.ndarray) -> tuple[in
     return int(x), int(y), POSITIVE if positive else NEGATIVE
 
 
+def place_click(rows: torch.Tensor, click: tuple[int, int, int] | None) -> bool:
+    """Write click (x, y, label) into the first padding row of one sample's rows [N, 3]; False when
+    there is no click or no free row."""
+    free = torch.nonzero(rows[:, 2] == PADDING).flatten()
+    if click is None or not free.numel():
+        return False
+    rows[int(free[0])] = torch.tensor(click, dtype=rows.dtype)
+    return True
+
+
 @torch.no_grad()
 def add_iterative_clicks(
     predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
@@ -158,10 +168,7 @@ def add_iterative_clicks(
         for i in range(clicks.shape[0]):
             if r >= int(iterations[i]):
                 continue
-            click = next_click(gt_np[i], pred_np[i], ig_np[i])
-            free = torch.nonzero(clicks[i, :, 2] == PADDING).flatten()
-            if click is not None and free.numel():
-                clicks[i, int(free[0])] = torch.tensor(click, dtype=clicks.dtype)
+            place_click(clicks[i], next_click(gt_np[i], pred_np[i], ig_np[i]))
             prev[i] = probs[i]
     return clicks, prev
 
@@ -218,9 +225,7 @@ def robot_obedience(
         added: list[tuple[int, int, int, int]] = []
         for i in range(clicks.shape[0]):
             click = next_click(gt_np[i], pred_np[i], ig_np[i])
-            free = torch.nonzero(clicks[i, :, 2] == PADDING).flatten()
-            if click is not None and free.numel():
-                clicks[i, int(free[0])] = torch.tensor(click, dtype=clicks.dtype)
+            if place_click(clicks[i], click):
                 added.append((i, *click))
         if not added:
             break

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from model.click_metrics import MultiObjectSample, heldout_composites
 from model.composite import CompositeConfig, paste_objects, pick_target
 from model.data import DATASETS, Sample, SegDataset, get_dataset
 from model.data.salient import SalientDataset
@@ -197,6 +198,19 @@ class TrainSet(torch.utils.data.Dataset):
         pasted = np.logical_or.reduce(comp.objects)
         target, rest = chosen
         return comp.image, target, ignore & ~pasted, rest & ~(ignore & ~pasted)
+
+    def heldout_composites(self, n: int) -> list[MultiObjectSample]:
+        """n seeded multi-object samples made of this set's objects only (held out when this is the
+        validation set): canvases are every item with its other objects, donors the salient items
+        (all items when fewer than 3). Empty when n < 1 or the set has fewer than 2 items."""
+        if n < 1 or len(self) < 2:
+            return []
+        samples = [self.sample(i) for i in range(len(self))]
+        canvases = [(s.image, s.mask | (s.others if s.others is not None else False)) for s in samples]
+        donors = [(samples[i].image, samples[i].mask) for i in self.donors]
+        if len(donors) < 3:
+            donors = [(s.image, s.mask) for s in samples]
+        return heldout_composites(canvases, donors, n, self.seed, self.size)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         g = self.indices[i]
