@@ -189,3 +189,20 @@ def click_region_loss(
     if not bool(has.any()):
         return 0.0 * logits.sum()
     return per_image[has].mean()
+
+
+def anchor_loss(logits: torch.Tensor, target: torch.Tensor, ignore: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean per-pixel KL divergence KL(target || sigmoid(logits)) of two Bernoulli masks, per image,
+    then over the batch: 0 when the network reproduces the target probabilities exactly.
+
+    Learning without forgetting: a fine-tune that teaches corrections keeps a trained model's
+    first-click masks by matching its probabilities where the input is the same (MSFNetTask.anchor_term).
+    logits, target (probabilities), ignore: [B, 1, H, W].
+    """
+    logits = logits.float()
+    t = target.float().clamp(1e-6, 1 - 1e-6)
+    entropy = -(t * torch.log(t) + (1 - t) * torch.log1p(-t))
+    kl = F.binary_cross_entropy_with_logits(logits, t, reduction="none") - entropy
+    weight = torch.ones_like(kl) if ignore is None else 1.0 - ignore.float()
+    per_image = (kl * weight).sum(dim=(1, 2, 3)) / weight.sum(dim=(1, 2, 3)).clamp(min=1.0)
+    return per_image.mean()

@@ -35,7 +35,7 @@ from model.chain import widen_guidance
 from model.click_metrics import MultiObjectSample, multi_object_metrics
 from model.click_maps import ClickEncoder
 from model.composite import CompositeConfig
-from model.losses import CONTRASTS, cell_size, click_region_loss, hard_negative_region, normalized_focal_loss, prior_loss
+from model.losses import CONTRASTS, anchor_loss, cell_size, click_region_loss, hard_negative_region, normalized_focal_loss, prior_loss
 from model.msfnet import MSFNetConfig
 from model.prior import OACEPrior, PriorConfig
 from model.registry import PRESETS, build, load_model, save_checkpoint
@@ -77,6 +77,8 @@ class TrainConfig:
     workers: int = 0
     amp: bool = False  # mixed precision: fp16 + gradient scaler on CUDA, bf16 autocast on the CPU
     click_weight: float = 1.0  # msfnet stage: weight of the cross-entropy on the clicked disks (losses.click_region_loss)
+    anchor: str | None = None  # msfnet stage: a click-disk segmenter (path or name) whose first-click masks the fine-tune keeps
+    anchor_weight: float = 10.0  # msfnet stage: weight of the KL to the anchor's first-click probabilities (losses.anchor_loss)
     val_robot_clicks: int = 2  # msfnet stage: robot follow-up clicks per held-out object, scored for obedience
     val_composites: int = 12  # msfnet stage: held-out multi-object composites for click-target accuracy and containment
     composite: float = 0.5  # share of training items that become copy-paste composites (model/composite.py)
@@ -114,8 +116,11 @@ class TrainConfig:
         for name in ("epochs", "batch", "accum", "patches"):
             if getattr(self, name) < 1:
                 raise InputError(f"--{name} {getattr(self, name)}: must be >= 1")
-        if not self.click_weight >= 0:
-            raise InputError(f"--click-weight {self.click_weight}: must be >= 0")
+        for name in ("click_weight", "anchor_weight"):
+            if not getattr(self, name) >= 0:
+                raise InputError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 0")
+        if self.anchor is not None and self.stage != "msfnet":
+            raise InputError("--anchor keeps an MSFNet's first-click masks: it applies to the msfnet stage only")
         for name in ("composite", "hard_negatives"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InputError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be a share in [0, 1]")
@@ -238,6 +243,19 @@ def load_prior(path: str, want: PriorConfig) -> OACEPrior:
     return model.eval()
 
 
+def load_anchor(path: str) -> nn.Module:
+    """The frozen MSFNet of a click-disk segmenter (path or registered name) for --anchor."""
+    from model.reference import resolve_checkpoint
+
+    model = load_model(resolve_checkpoint(path))
+    if not isinstance(model, Segmenter) or model.prior is not None:
+        raise CheckpointError(f"{path}: --anchor takes a click-disk segmenter checkpoint (no prior)")
+    net = model.msfnet.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
 def load_start_weights(task: "PriorTask | MSFNetTask", path: str) -> int:
     """Load trained weights into the network a stage trains (fine-tuning; the optimizer starts fresh).
 
@@ -356,6 +374,7 @@ class MSFNetTask:
         self.trainable: nn.Module = build("msfnet", msf_cfg, seed=cfg.seed).to(device, memory_format=torch.channels_last)
         self.encoder = SideEncoders(cfg.click_radius, device)
         self.click_stats = ClickStats()
+        self.anchor = load_anchor(cfg.anchor).to(device, memory_format=torch.channels_last) if cfg.anchor else None
 
     def backbones(self) -> dict[str, nn.Module]:
         return {"msfnet.backbone": self.trainable.backbone}
@@ -385,12 +404,27 @@ class MSFNetTask:
             set_train_mode(raw, was_training, self.cfg.freeze_bn)
         self.click_stats.add(clicks)
         _, maps = self.encoder(clicks, image)
-        logits = net(image, guide, torch.cat([maps, prev.to(image.dtype)], dim=1))
+        inputs = torch.cat([maps, prev.to(image.dtype)], dim=1)
+        logits = net(image, guide, inputs)
         loss = normalized_focal_loss(logits, mask, ignore)
         if self.cfg.click_weight > 0:
             region = torch.clamp(first + maps.sum(dim=1, keepdim=True), max=1.0)
             loss = loss + self.cfg.click_weight * click_region_loss(logits, mask, region, ignore)
+        if self.anchor is not None and self.cfg.anchor_weight > 0:
+            loss = loss + self.cfg.anchor_weight * self.anchor_term(batch, image, first, inputs, logits)
         return loss
+
+    def anchor_term(self, batch: dict[str, torch.Tensor], image: torch.Tensor, first: torch.Tensor,
+                    maps: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """KL to the frozen anchor on the samples whose pass is a first click alone (one click, no
+        simulated follow-ups): there the network's input is the anchor's, and its mask should stay."""
+        alone = (batch["iterations"] == 0) & (batch["clicks"][:, 1:, 2] < 0).all(dim=1)
+        if not bool(alone.any()):
+            return 0.0 * logits.sum()
+        idx = torch.nonzero(alone).flatten()
+        with torch.no_grad():
+            target = torch.sigmoid(self.anchor(image[idx], first[idx].to(image.dtype), maps[idx]).float())
+        return anchor_loss(logits[idx], target, batch["ignore"][idx])
 
     @torch.no_grad()
     def validate(self, batch: dict[str, torch.Tensor]) -> tuple[float, list[float], dict[str, list[float]]]:

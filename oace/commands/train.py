@@ -38,6 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--amp", action="store_true", help="mixed precision: fp16 autocast + gradient scaler on CUDA, bf16 autocast on the CPU")
     p.add_argument("--click-weight", type=float, default=1.0,
                    help="msfnet stage: weight of the cross-entropy on the clicked disks, so every tap counts (default 1.0; 0 = NFL only)")
+    p.add_argument("--anchor", default=None,
+                   help="msfnet stage: a click-disk segmenter (checkpoint or name, e.g. reference_v1) whose first-click masks the fine-tune keeps (learning without forgetting)")
+    p.add_argument("--anchor-weight", type=float, default=10.0,
+                   help="msfnet stage: weight of the KL to --anchor's first-click probabilities (default 10)")
     p.add_argument("--val-robot-clicks", type=int, default=2,
                    help="msfnet stage: robot follow-up clicks per held-out object, scored for obedience (default 2)")
     p.add_argument("--limit", type=int, default=None, help="use only this many objects (smoke runs)")
@@ -64,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr, size=args.size, crop=args.crop, model=args.model, prior=args.prior, init=args.init, weights=args.weights,
         schedule=args.schedule, max_minutes=args.max_minutes, resume=args.resume,
         val_fraction=args.val_fraction, val_max=args.val_max, seed=args.seed, workers=args.workers, amp=args.amp, limit=args.limit,
-        click_weight=args.click_weight, val_robot_clicks=args.val_robot_clicks, composite=args.composite, val_composites=args.val_composites,
+        click_weight=args.click_weight, anchor=args.anchor, anchor_weight=args.anchor_weight, val_robot_clicks=args.val_robot_clicks, composite=args.composite, val_composites=args.val_composites,
         hard_negatives=args.hard_negatives, freeze_bn=args.freeze_bn,
         patches=args.patches, contrast=args.contrast, progress=not args.no_progress,
     )
