@@ -32,7 +32,7 @@ def test_every_stage_is_a_real_subcommand(capsys):
     """No stage is a placeholder: each parses its own arguments and rejects unknown ones."""
     from oace.cli import COMMANDS
 
-    assert COMMANDS == ("models", "demo", "train", "eval", "export", "quantize", "bench")
+    assert COMMANDS == ("models", "demo", "train", "eval", "export", "quantize", "bench", "app")
     for stage in ("train", "eval", "export", "quantize"):
         with pytest.raises(SystemExit) as info:
             main([stage, "--definitely-not-an-option"])

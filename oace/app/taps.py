@@ -1,0 +1,123 @@
+"""One photo's clicks and, per loaded model, the `oace eval` session that answers them.
+
+Each tap runs `model.evaluate.Session` on every model: the photo resized to 512x512, the clicks
+mapped to the 512 grid, the previous 512x512 output fed back as `prev_mask` (exactly as
+`oace eval` without --zoom-in). Undo restores the previous output, so the next tap sees the same
+`prev_mask` it would have seen without the undone click.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Sequence
+
+import numpy as np
+
+from model.backends import INPUT_SIZE, MAX_CLICKS, encode_clicks
+from model.clicks import Click
+from model.evaluate import PRED_THR, Session
+from model.predictor import resize_prob, to_network_xy
+from oace.app.models import LoadedModel
+from oace.errors import InputError
+
+
+def check_click(x: float, y: float, width: int, height: int) -> None:
+    if not (0 <= x < width and 0 <= y < height):
+        raise InputError(f"click ({x}, {y}) is outside the {width}x{height} image")
+
+
+def bundle_rows(clicks: Sequence[Click], width: int, height: int) -> np.ndarray:
+    """The clicks as the bundle receives them: int32 [24, 3] rows (x, y, label) on the 512 grid, -1 padding."""
+    rows = [(*to_network_xy(c.x, c.y, width, height, INPUT_SIZE), c.label) for c in clicks]
+    return encode_clicks(rows)[0]
+
+
+@dataclasses.dataclass
+class Track:
+    """One model on the current photo: its session and its 512x512 output after each click."""
+
+    session: Session
+    outputs: list[np.ndarray] = dataclasses.field(default_factory=list)
+    latency_ms: list[float] = dataclasses.field(default_factory=list)
+
+    def run(self, model: LoadedModel, clicks: Sequence[Click]) -> None:
+        with model.lock:
+            t0 = time.perf_counter()
+            self.session(clicks)
+            self.latency_ms.append((time.perf_counter() - t0) * 1000.0)
+        self.outputs.append(self.session.prev)
+
+    def undo(self) -> None:
+        self.outputs.pop()
+        self.latency_ms.pop()
+        self.session.reset()
+        if self.outputs:  # the output before the undone click is the next click's prev_mask again
+            self.session.prev = self.outputs[-1]
+
+    def mask(self) -> np.ndarray:
+        """bool [H, W] at the photo's size (all False before the first click)."""
+        s = self.session
+        if not self.outputs:
+            return np.zeros((s.height, s.width), dtype=bool)
+        return resize_prob(self.outputs[-1], s.width, s.height) > PRED_THR
+
+
+class Taps:
+    """The page's state for one photo: clicks in the photo's pixels and a Track per model name."""
+
+    def __init__(self, photo: np.ndarray, source: str) -> None:
+        self.photo, self.source = photo, source
+        self.height, self.width = photo.shape[:2]
+        self.clicks: list[Click] = []
+        self.tracks: dict[str, Track] = {}
+
+    def add(self, x: int, y: int, positive: bool, models: Sequence[LoadedModel]) -> None:
+        """One more click, run on every model. InputError (nothing changes) when it cannot be taken."""
+        check_click(x, y, self.width, self.height)
+        if len(self.clicks) >= MAX_CLICKS:
+            raise InputError(f"the bundle takes at most {MAX_CLICKS} clicks per object: undo or reset to go on")
+        if not self.clicks and not positive:
+            raise InputError("the first click must be positive (it tells the model which object): "
+                             "switch the mode to positive")
+        clicks = [*self.clicks, Click(int(x), int(y), positive)]
+        self.sync(models)
+        done: list[Track] = []
+        try:
+            for model in models:
+                self.tracks[model.name].run(model, clicks)
+                done.append(self.tracks[model.name])
+        except Exception:  # a model failed: the ones that answered forget this click too
+            for track in done:
+                track.undo()
+            raise
+        self.clicks = clicks
+
+    def sync(self, models: Sequence[LoadedModel]) -> None:
+        """A model loaded after the first click catches up by replaying the clicks so far."""
+        for model in models:
+            if model.name not in self.tracks:
+                track = Track(Session(model.backend, self.photo))
+                for k in range(1, len(self.clicks) + 1):
+                    track.run(model, self.clicks[:k])
+                self.tracks[model.name] = track
+
+    def undo(self) -> None:
+        if not self.clicks:
+            raise InputError("no click to undo")
+        self.clicks.pop()
+        for track in self.tracks.values():
+            track.undo()
+
+    def reset(self) -> None:
+        self.clicks = []
+        for track in self.tracks.values():
+            track.outputs.clear()
+            track.latency_ms.clear()
+            track.session.reset()
+
+    def rows(self) -> np.ndarray:
+        return bundle_rows(self.clicks, self.width, self.height) if self.clicks else np.zeros((0, 3), np.int32)
+
+    def click_tuples(self) -> list[tuple[int, int, bool]]:
+        return [(c.x, c.y, c.is_positive) for c in self.clicks]
