@@ -7,12 +7,14 @@ unquoted shell text is this module's own constant scripts.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import re
 import shlex
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,6 +23,17 @@ from oace.errors import ToolkitError
 
 DEFAULT_TIMEOUT_S = 30.0
 PUSH_TIMEOUT_S = 300.0
+MAX_OUTPUT_BYTES = 64 << 20  # kept per stream of one adb command; a benchmark_model run prints kilobytes
+
+
+def decode(data: bytes | str | None) -> str:
+    """Device output as text, whatever its bytes: adb relays what the phone prints (vendor logs,
+    binary garbage, truncated multi-byte characters); bytes that are not UTF-8 become U+FFFD."""
+    if data is None:
+        return ""
+    if isinstance(data, str):
+        return data
+    return data.decode("utf-8", errors="replace")
 
 
 class AdbError(ToolkitError):
@@ -46,13 +59,58 @@ def find_adb(adb: str | None = None) -> str:
     return path
 
 
-def _run(argv: Sequence[str], timeout: float, what: str) -> subprocess.CompletedProcess:
+class _CappedReader:
+    """Reads one pipe to its end in a thread, keeping its first and last `limit // 2` bytes (a
+    benchmark's summary comes last); what lies between is dropped and counted."""
+
+    def __init__(self, pipe: Any, limit: int):
+        self.head = bytearray()
+        self.tail: collections.deque[bytes] = collections.deque()
+        self.tail_size = self.dropped = 0
+        self.half = limit // 2
+        self.thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self.thread.start()
+
+    def _read(self, pipe: Any) -> None:
+        with pipe:
+            for chunk in iter(lambda: pipe.read1(1 << 16), b""):
+                room = self.half - len(self.head)
+                self.head += chunk[:room] if room > 0 else b""
+                rest = chunk[room:] if room > 0 else chunk
+                if rest:
+                    self.tail.append(rest)
+                    self.tail_size += len(rest)
+                while self.tail and self.tail_size - len(self.tail[0]) >= self.half:
+                    self.dropped += len(self.tail[0])
+                    self.tail_size -= len(self.tail.popleft())
+
+    def data(self, wait: float | None = None) -> bytes:
+        """What was kept, once the pipe closed (or after `wait` seconds: a killed command's
+        grandchildren may hold it open)."""
+        self.thread.join(timeout=wait)
+        tail = b"".join(list(self.tail))
+        if not self.dropped:
+            return bytes(self.head) + tail
+        mark = f"\n[oace: {self.dropped} bytes of output dropped here (over {2 * self.half} bytes)]\n"
+        return bytes(self.head) + mark.encode() + tail
+
+
+def _run(argv: Sequence[str], timeout: float, what: str, limit: int = MAX_OUTPUT_BYTES) -> subprocess.CompletedProcess:
+    """Run argv with a timeout, keeping at most `limit` bytes of its stdout and of its stderr (a
+    runaway benchmark printing for minutes must not fill the host's memory)."""
     try:
-        return subprocess.run(list(argv), capture_output=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise AdbTimeout(f"{what} timed out after {timeout:g} s: {shlex.join(argv)}", exc) from None
+        proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as exc:
         raise AdbError(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
+    out, err = _CappedReader(proc.stdout, limit), _CappedReader(proc.stderr, limit)
+    try:
+        code = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        exc = subprocess.TimeoutExpired(list(argv), timeout, output=out.data(wait=2), stderr=err.data(wait=2))
+        raise AdbTimeout(f"{what} timed out after {timeout:g} s: {shlex.join(argv)}", exc) from None
+    return subprocess.CompletedProcess(list(argv), code, out.data(), err.data())
 
 
 class AdbTimeout(AdbError):
@@ -63,16 +121,17 @@ class AdbTimeout(AdbError):
         out = b""
         if exc is not None:
             out = (exc.stdout or b"") + (exc.stderr or b"")
-        self.partial_output = out.decode("utf-8", errors="replace")
+        self.partial_output = decode(out)
+        self.partial_bytes = out
 
 
 def adb_version(adb: str) -> str | None:
     """First two lines of `adb version` (protocol and package version), or None."""
     try:
-        res = subprocess.run([adb, "version"], capture_output=True, text=True, timeout=10, check=False)
+        res = subprocess.run([adb, "version"], capture_output=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    lines = [ln.strip() for ln in res.stdout.splitlines() if ln.strip()]
+    lines = [ln.strip() for ln in decode(res.stdout).splitlines() if ln.strip()]
     return " / ".join(lines[:2]) or None
 
 
@@ -80,10 +139,10 @@ def list_devices(adb: str, timeout: float = DEFAULT_TIMEOUT_S) -> list[DeviceEnt
     """Parse `adb devices -l`: every attached device with its state (device/unauthorized/offline/...)."""
     res = _run([adb, "devices", "-l"], timeout, "listing devices")
     if res.returncode != 0:
-        msg = (res.stderr or res.stdout).decode("utf-8", "replace").strip().splitlines()
+        msg = decode(res.stderr or res.stdout).strip().splitlines()
         raise AdbError(f"`adb devices` failed (exit {res.returncode}): {msg[-1] if msg else 'no output'}")
     out = []
-    for line in res.stdout.decode("utf-8", "replace").splitlines():
+    for line in decode(res.stdout).splitlines():
         line = line.strip()
         if not line or line.startswith("List of devices") or line.startswith("*"):
             continue
@@ -154,8 +213,8 @@ class Device:
         return _run(argv, self.timeout if timeout is None else timeout, what or f"adb {args[0]} on {self.serial}")
 
     def _check_gone(self, res: subprocess.CompletedProcess) -> None:
-        stdout = (res.stdout or b"").decode("utf-8", "replace")
-        text = stdout + (res.stderr or b"").decode("utf-8", "replace")
+        stdout = decode(res.stdout)
+        text = stdout + decode(res.stderr)
         if res.returncode != 0 and _DEVICE_GONE.search(text):
             line = _DEVICE_GONE.search(text).group(0)
             raise DeviceGone(f"device {self.serial} stopped answering ({line}): check the cable and `adb devices`", stdout)
@@ -169,12 +228,12 @@ class Device:
         res = self.run(["shell", script], timeout=timeout, what=f"adb shell on {self.serial}")
         self._check_gone(res)
         if check and res.returncode != 0:
-            out = (res.stdout + res.stderr).decode("utf-8", "replace").strip().splitlines()
+            out = decode((res.stdout or b"") + (res.stderr or b"")).strip().splitlines()
             raise AdbError(f"`{script}` failed on {self.serial} (exit {res.returncode}): {out[-1] if out else 'no output'}")
         return res
 
     def text(self, script: str, timeout: float | None = None) -> str:
-        return self.shell_script(script, timeout=timeout, check=False).stdout.decode("utf-8", "replace")
+        return decode(self.shell_script(script, timeout=timeout, check=False).stdout)
 
     # --- files ---------------------------------------------------------------------------------
     def remote_digest(self, remote: str) -> tuple[int | None, str | None]:
@@ -192,7 +251,7 @@ class Device:
         res = self.run(["push", str(local), remote], timeout=timeout, what=f"pushing {local} to {self.serial}")
         self._check_gone(res)
         if res.returncode != 0:
-            out = (res.stdout + res.stderr).decode("utf-8", "replace").strip().splitlines()
+            out = decode((res.stdout or b"") + (res.stderr or b"")).strip().splitlines()
             raise AdbError(f"pushing {local} to {self.serial}:{remote} failed: {out[-1] if out else 'no output'}")
 
     def push_if_changed(self, local: str | Path, remote: str, executable: bool = False) -> bool:

@@ -16,7 +16,7 @@ from android_bench.profiles import DeviceProfile
 from android_bench.report import write_bench_reports
 from oace.artifacts import sha256_file
 from oace.errors import InputError, ToolkitError
-from oace.litert import interpreter_class  # noqa: F401  (re-exported for android_bench.host)
+from oace.litert import interpreter_class, verify_tflite  # noqa: F401  (re-exported for android_bench.host)
 from oace.reports import provenance
 
 HOST_LABEL = "HOST figures (this computer's CPU, LiteRT interpreter): NOT phone figures"
@@ -41,7 +41,7 @@ def describe_model(model: str | os.PathLike) -> dict[str, Any]:
     Preprocessing counts as in-graph when an input is a uint8 NHWC image with 3 channels (the
     bundle contract: raw 0..255 RGB in, normalization inside). None when the file cannot be read.
     """
-    p = _check_model(model)
+    p = verify_tflite(_check_model(model), require_loadable=False)  # a corrupt file never reaches LiteRT here
     info: dict[str, Any] = {"path": str(p), "bytes": p.stat().st_size, "sha256": sha256_file(p)}
     try:
         Interpreter, _ = interpreter_class()

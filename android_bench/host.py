@@ -11,11 +11,12 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from android_bench.common import HOST_LABEL, aggregate, describe_model, fail, interpreter_class, new_report
+from android_bench.common import HOST_LABEL, aggregate, describe_model, fail, interpreter_class, new_report, verify_tflite
 from android_bench.host_cpu import cpu_facts, int8_note
+from android_bench.limits import check_run_counts, check_targets
 from android_bench.profiles import get_profile, verdict, with_targets
 from android_bench.report import write_bench_reports
-from oace.errors import InputError, ToolkitError
+from oace.errors import ToolkitError
 
 
 def random_inputs(details: dict[str, dict[str, Any]], seed: int = 0) -> dict[str, np.ndarray]:
@@ -62,6 +63,7 @@ def _stats_ms(samples: Sequence[float]) -> dict[str, Any]:
 
 def _one_host_config(model: Path, threads: int, warmup: int, runs: int, seed: int, progress: bool) -> dict[str, Any]:
     Interpreter, runtime = interpreter_class()
+    verify_tflite(model)  # cached: the file was checked once in a capped child process
     t0 = time.perf_counter()
     data = model.read_bytes()
     t1 = time.perf_counter()
@@ -99,7 +101,7 @@ def _one_host_config(model: Path, threads: int, warmup: int, runs: int, seed: in
         call()
         warm.append((time.perf_counter() - s) * 1000)
     samples = []
-    for _ in tqdm(range(runs), desc=f"host {threads} thread(s)", unit="run", disable=not progress, leave=False):
+    for _ in tqdm(range(runs), desc=f"host {threads} thread(s)", unit="run", disable=None if progress else True, leave=False):
         s = time.perf_counter()
         call()
         samples.append((time.perf_counter() - s) * 1000)
@@ -145,8 +147,8 @@ def bench_host(
     kernel_floor: also measure this CPU's int8 and fp32 convolution floor at the same thread counts
     (android_bench/kernel_floor.py, under half a minute), so the model's ms/GMAC can be read against it.
     """
-    if runs < 1 or warmup < 0 or not threads or any(t < 1 for t in threads):
-        raise InputError("host bench needs runs >= 1, warmup >= 0 and thread counts >= 1")
+    threads = check_run_counts(threads=threads, warmup=warmup, runs=runs)  # bounded: see android_bench/limits.py
+    check_targets(target_load_ms, target_inference_ms, preprocess_ms)
     model_info = describe_model(model)
     prof = with_targets(get_profile(profile), target_load_ms, target_inference_ms)
     report = new_report("host", model_info, prof, argv)

@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from android_bench.common import timed_ms
+from oace.tf_import import import_tensorflow
 
 # (spatial size, channels, convolutions) for a 512x512 input: HRNet-W18's four branches, each with
 # the same MACs per conv (the architecture equalizes them), and the 64-channel stage-1 width
@@ -50,7 +51,7 @@ def build_probe(out_dir: str | os.PathLike, layers: Sequence[tuple[int, int, int
 
     layers: (spatial size, channels, convolutions) per branch; PROBE_LAYERS by default.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     from oace.artifacts import write_bytes_atomic
 
@@ -94,10 +95,10 @@ def build_probe(out_dir: str | os.PathLike, layers: Sequence[tuple[int, int, int
 
 def time_probe(path: str | os.PathLike, threads: int, *, warmup: int = 2, runs: int = 10) -> list[float]:
     """Milliseconds of `runs` back-to-back invokes of a probe file (inputs zero: conv time does not depend on values)."""
-    from oace.litert import interpreter_class
+    from oace.litert import interpreter_class, verify_tflite
 
     Interpreter, _ = interpreter_class()
-    interp = Interpreter(model_path=str(path), num_threads=threads)
+    interp = Interpreter(model_path=str(verify_tflite(path)), num_threads=threads)
     interp.allocate_tensors()
     for d in interp.get_input_details():
         interp.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ def get_profile(name: str | None, device_model: str | None = None) -> DeviceProf
         if p.suffix == ".json":
             try:
                 data = json.loads(p.read_text())
-                return DeviceProfile(
+                prof = DeviceProfile(
                     name=str(data.get("name", p.stem)),
                     load_ms=float(data.get("load_ms", DEFAULT_LOAD_MS)),
                     inference_ms=float(data.get("inference_ms", DEFAULT_INFERENCE_MS)),
@@ -58,8 +59,12 @@ def get_profile(name: str | None, device_model: str | None = None) -> DeviceProf
                     cpu_mask=data.get("cpu_mask"),
                     notes=str(data.get("notes", "")),
                 )
-            except (OSError, ValueError, TypeError) as exc:
+            except (OSError, ValueError, TypeError, AttributeError) as exc:
                 raise InputError(f"device profile {p} is not a readable profile JSON: {exc}") from None
+            if not all(math.isfinite(v) and v > 0 for v in (prof.load_ms, prof.inference_ms)):
+                raise InputError(f"device profile {p}: load_ms and inference_ms must be finite numbers > 0, "
+                                 f"got {prof.load_ms!r} and {prof.inference_ms!r}")
+            return prof
         raise InputError(f"unknown device profile {name!r}: use one of {', '.join(PROFILES)} or a .json file")
     if device_model:
         for prof in PROFILES.values():

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from android_bench.host_cpu import dot_product_text
+from android_bench.limits import strict_json
 from oace.artifacts import atomic_path
 from oace.reports import markdown_table, write_report
 
@@ -182,6 +183,7 @@ def write_bench_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str
     out = Path(out_dir)
     files = {"json": str(out / "bench.json"), "md": str(out / "bench.md"), "png": str(out / "latency.png")}
     report["files"] = files
-    write_report(out, "bench", report, render_markdown(report))
+    clean, _ = strict_json(report)  # RFC 8259: a non-finite figure is written as null and listed
+    write_report(out, "bench", clean, render_markdown(report))
     render_plot(report, out / "latency.png")
     return files

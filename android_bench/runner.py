@@ -17,10 +17,11 @@ from tqdm import tqdm
 
 from android_bench import adb as adb_mod
 from android_bench.common import BenchAborted, aggregate, describe_model, fail, new_report
+from android_bench.limits import MAX_COOLDOWN_S, MAX_TIMEOUT_S, check_run_counts, check_seconds, check_targets
 from android_bench.parse import parse_benchmark_log
 from android_bench.profiles import get_profile, verdict, with_targets
 from android_bench.report import write_bench_reports
-from oace.artifacts import sha256_file, write_text_atomic
+from oace.artifacts import sha256_file, write_bytes_atomic
 from oace.errors import InputError
 
 __all__ = ["BenchAborted", "DELEGATE_FLAGS", "bench_device", "benchmark_command"]
@@ -90,8 +91,10 @@ def bench_device(
     bad = [d for d in delegates if d not in DELEGATE_FLAGS]
     if bad:
         raise InputError(f"unknown delegate(s) {', '.join(bad)}: use cpu, gpu or nnapi")
-    if runs < 1 or warmup < 0 or repeats < 1 or not threads or any(t < 1 for t in threads):
-        raise InputError("device bench needs runs >= 1, warmup >= 0, repeats >= 1 and thread counts >= 1")
+    threads = check_run_counts(threads=threads, warmup=warmup, runs=runs, repeats=repeats)  # android_bench/limits.py
+    check_seconds("--cooldown", cooldown, hi=MAX_COOLDOWN_S)
+    check_seconds("--timeout", timeout, hi=MAX_TIMEOUT_S, allow_zero=False)
+    check_targets(target_load_ms, target_inference_ms, preprocess_ms)
     if cpu_mask is not None and cpu_mask != "big" and not re.fullmatch(r"(0x)?[0-9a-fA-F]+", cpu_mask):
         raise InputError(f"--cpu-mask {cpu_mask!r} is not a hex core mask (e.g. f0) or 'big'")
     binary = Path(benchmark_binary)
@@ -142,7 +145,7 @@ def bench_device(
 
     plan = [(d, t, r) for d in delegates for t in threads for r in range(1, repeats + 1)]
     configs: dict[str, dict[str, Any]] = {}
-    bar = tqdm(plan, desc=f"bench on {facts.get('model') or serial}", unit="run", disable=not progress)
+    bar = tqdm(plan, desc=f"bench on {facts.get('model') or serial}", unit="run", disable=None if progress else True)
     first = True
     for delegate, t, rep in bar:
         name = f"{delegate}-{t}t"
@@ -166,15 +169,16 @@ def bench_device(
             return fail(report, out_dir, f"{exc} (before {name}, repeat {rep})")
         try:
             res = dev.shell_script(script, timeout=timeout, check=False)
-            text = (res.stdout + res.stderr).decode("utf-8", "replace")
+            raw = (res.stdout or b"") + (res.stderr or b"")
             exit_code = res.returncode
         except adb_mod.AdbTimeout as exc:
-            text, exit_code = exc.partial_output, None
+            raw, exit_code = exc.partial_bytes, None
             error = f"benchmark_model timed out after {timeout:g} s on {serial} ({name}, repeat {rep})"
         except adb_mod.DeviceGone as exc:
-            text, exit_code = exc.partial_output, None
+            raw, exit_code = exc.partial_output.encode("utf-8"), None
             error = f"{exc} during {name}, repeat {rep}"
-        write_text_atomic(raw_path, text)
+        write_bytes_atomic(raw_path, raw)  # the untouched bytes; the parser reads them decoded defensively
+        text = adb_mod.decode(raw)
         parsed = parse_benchmark_log(text)
         if error:
             parsed["errors"].append(error)
@@ -207,7 +211,7 @@ def bench_device(
     except adb_mod.AdbError as exc:
         return fail(report, out_dir, str(exc))
     bad_runs = [
-        f"{c['name']} r{r['repeat']}: {r['status']}" + (f" ({r['errors'][-1]})" if r["errors"] else "")
+        f"{c['name']} r{r['repeat']}: {r['status']}" + (f" ({why[-1]})" if (why := r["errors"] or r.get("invalid_figures")) else "")
         for c in report["configurations"] for r in c["repeats"] if r["status"] != "ok"
     ]
     if bad_runs:

@@ -26,6 +26,7 @@ from calibration_data.sampling import CalibrationSample, plan_clicks, render
 from calibration_data.selection import select_instances
 from calibration_data.sources import Instance, Source, open_source
 from oace.errors import InputError, ToolkitError
+from oace.evaluation_sets import refuse_evaluation_set
 
 MIN_AREA = 0.005  # instances smaller than 0.5% of their photo are skipped
 PROGRESS_MIN = 8  # a progress bar when materializing more samples than this
@@ -129,6 +130,8 @@ def build_calibration_set(source: str | Path, *, kind: str | None = None, count:
     """
     if count < 1 or held_out < 0:
         raise InputError(f"calibration: count must be >= 1 and held_out >= 0 (got {count}, {held_out})")
+    if str(source) != "embedded":
+        refuse_evaluation_set(source, None, "calibrating")  # the same check as `oace train --data`
     t0 = time.perf_counter()
     src = open_source(source, kind)
     calib, held, _ = select_instances(src.instances(), count=count, held_out=held_out, seed=seed, min_area=min_area)

@@ -149,6 +149,19 @@ class YoloSegSource(DatasetSource):
         return out
 
 
+def _category_names(categories: Any, path: Path) -> dict[int, str]:
+    """{category id: name} of a COCO json's `categories`; a malformed entry is an InputError naming it."""
+    if not isinstance(categories, list):
+        raise InputError(f"{path}: categories must be a list")
+    out = {}
+    for k, cat in enumerate(categories):
+        cid = cat.get("id") if isinstance(cat, dict) else None
+        if isinstance(cid, bool) or not isinstance(cid, int) or not isinstance(cat.get("name"), str):
+            raise InputError(f"{path} category {k}: needs an integer id and a string name, got {cat!r:.80}")
+        out[cid] = cat["name"]
+    return out
+
+
 class CocoSource(DatasetSource):
     kind = "coco"
     loader_name = "coco"
@@ -165,7 +178,7 @@ class CocoSource(DatasetSource):
         data = json.loads(self.ds.ann_path.read_text(encoding="utf-8"))
         if images is None:
             images = {int(im["id"]): im for im in data["images"]}
-        names = {int(c["id"]): str(c["name"]) for c in data.get("categories", [])}
+        names = _category_names(data.get("categories", []), self.ds.ann_path)
         out: list[Instance] = []
         for i, ann in enumerate(self.ds.items):
             info = images[int(ann["image_id"])]

@@ -12,11 +12,22 @@ import torch
 
 from model.segmenter import Segmenter, pack_clicks
 from oace.artifacts import Artifact, atomic_path
-from oace.errors import ToolkitError
+from oace.errors import InputError, ToolkitError
 from oace.reports import tool_versions
 
 INPUT_NAMES = ("image", "clicks", "prev_mask")
 OUTPUT_NAME = "mask"
+# the opsets this pipeline takes: below 11 the TorchScript exporter dies in an internal assert (7, 8)
+# or writes the old Upsample/Resize that onnx2tf misreads; 20 is the newest that exporter writes
+OPSETS = range(11, 21)
+
+
+def check_opset(opset: int) -> int:
+    """The opset, or a one-line InputError when the exporter and onnx2tf do not both support it."""
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset not in OPSETS:
+        raise InputError(f"--opset {opset}: must be {OPSETS.start}..{OPSETS.stop - 1} "
+                         "(the opsets the ONNX exporter and onnx2tf both support; default 17)")
+    return opset
 
 
 def example_inputs(model: Segmenter, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -36,6 +47,7 @@ def export_onnx(model: Segmenter, path: str | os.PathLike, *, opset: int = 17, s
 
     if not isinstance(model, Segmenter):
         raise ToolkitError(f"export needs a Segmenter checkpoint, got {type(model).__name__}")
+    check_opset(opset)
     t0 = time.perf_counter()
     model = model.eval()
     with atomic_path(path) as tmp, warnings.catch_warnings():

@@ -10,12 +10,13 @@ from export.tf_convert import SIGNATURE
 from export.tflite_passes import optimize_for_cpu
 from oace.artifacts import Artifact, write_bytes_atomic
 from oace.reports import tool_versions
+from oace.tf_import import import_tensorflow
 
 FLOAT_PRECISIONS = ("fp32", "fp16")
 
 
 def saved_model_to_tflite(saved_model_dir: str | os.PathLike, out_path: str | os.PathLike, *, precision: str = "fp32") -> Artifact:
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     if precision not in FLOAT_PRECISIONS:
         raise ValueError(f"precision must be one of {FLOAT_PRECISIONS}")

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from oace.errors import ToolkitError
+from oace.tf_import import import_tensorflow
 
 # ops that only move, index or convert data: never "compute in float" even when a float tensor passes
 _NEUTRAL = {"QUANTIZE", "DEQUANTIZE", "RESHAPE", "CAST", "GATHER", "STRIDED_SLICE", "SHAPE", "PACK", "UNPACK"}
@@ -26,10 +27,13 @@ class TFLiteContents:
 
 def _read(path: str | os.PathLike):
     """(model object, schema module, {builtin code: op name}); a foreign file is a one-line ToolkitError."""
+    import_tensorflow()  # the package's import noise stays off stderr (oace/tf_import.py)
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
-    p = Path(path)
+    from oace.litert import verify_tflite
+
+    p = verify_tflite(path, require_loadable=False)  # Python's reader runs away on some corrupt files too
     try:
         model = flatbuffer_utils.read_model(str(p))
     except Exception as exc:  # flatbuffers raises assorted errors on foreign bytes

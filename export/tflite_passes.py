@@ -26,6 +26,8 @@ import dataclasses
 
 import numpy as np
 
+from oace.tf_import import import_tensorflow
+
 TO_NCHW = [0, 3, 1, 2]
 TO_NHWC = [0, 2, 3, 1]
 
@@ -41,6 +43,7 @@ class PassCounts:
 
 def optimize_for_cpu(model_bytes: bytes) -> tuple[bytes, PassCounts]:
     """Run every pass; the input comes back unchanged (same bytes) when nothing matched."""
+    import_tensorflow()  # the package's import noise stays off stderr (oace/tf_import.py)
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(model_bytes))
@@ -69,6 +72,7 @@ def _readers(graph) -> dict[int, list]:
 
 def fold_concat_transposes(model, graph) -> int:
     """Rewrite NCHW concatenations between layout transposes in place; returns transposes removed."""
+    import_tensorflow()  # the package's import noise stays off stderr (oace/tf_import.py)
     from tensorflow.lite.python import schema_py_generated as schema
 
     def is_transpose(op, perm: list[int]) -> bool:
@@ -112,6 +116,7 @@ def fold_concat_transposes(model, graph) -> int:
 
 def split_shared_pads(model, graph) -> int:
     """Give every reader of a shared PAD its own copy (placed right after the original); returns copies added."""
+    import_tensorflow()  # the package's import noise stays off stderr (oace/tf_import.py)
     from tensorflow.lite.python import schema_py_generated as schema
 
     readers = _readers(graph)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -165,9 +168,29 @@ def write_eval_report(out_dir: str | Path, runs: Sequence[EvalRun], dataset: dic
                       models: Sequence[dict[str, Any]], robustness: Sequence[dict[str, Any] | None],
                       argv: Sequence[str] | None = None,
                       containment: Sequence[dict[str, Any] | None] | None = None) -> list[Path]:
-    """Write eval.json, eval.md, miou_vs_clicks.png and worst_<run>_<rank>_<name>.png into out_dir."""
+    """Write eval.json, eval.md, miou_vs_clicks.png and worst_<run>_<rank>_<name>.png into out_dir.
+
+    All or none: the files are written into a hidden folder in out_dir and moved into place only when
+    every one is complete, so a full disk leaves none of them at a final path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".eval-", suffix=".partial", dir=out))
+    try:
+        staged = _write_files(stage, runs, dataset, models, robustness, argv, containment)
+        for p in staged:
+            os.replace(p, out / p.name)
+    except OSError as exc:  # name the file the user asked for, not its hidden stand-in
+        if exc.filename is None or not str(exc.filename).startswith(str(stage)):
+            raise
+        raise OSError(exc.errno, exc.strerror, str(out / Path(exc.filename).name)) from exc
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return [out / p.name for p in staged]
+
+
+def _write_files(out: Path, runs: Sequence[EvalRun], dataset: dict[str, Any], models: Sequence[dict[str, Any]],
+                 robustness: Sequence[dict[str, Any] | None], argv: Sequence[str] | None,
+                 containment: Sequence[dict[str, Any] | None] | None) -> list[Path]:
     containment = list(containment) if containment is not None else [None] * len(runs)
     first = runs[0]
     data = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -326,41 +327,88 @@ def click_containment(dataset: SegDataset | Sequence[Sample], backend: Backend, 
 
 # --- the whole stage -----------------------------------------------------------------------------
 
-def run_eval(model: Sequence[str | Path], dataset: str, data_root: str | Path, max_clicks: int = 20,
-             out: str | Path = "runs/eval", limit: int | None = None, robustness_trials: int = 5, seed: int = 0,
-             progress: bool = True, threads: int | None = None, distance: str = DEFAULT_DISTANCE,
-             zoom_in: bool = False, containment_trials: int = 3, argv: Sequence[str] | None = None) -> list[Path]:
-    """`oace eval`: every model (checkpoint or .tflite) on one dataset; writes the report files.
-    zoom_in=True runs follow-up clicks on a crop around the current mask (RITM's ZoomIn defaults)."""
-    from model.backends import open_backend
-    from model.data import get_dataset
-    from model.eval_report import write_eval_report
-    from oace.artifacts import sha256_file
+def open_for_eval(path: Path, threads: int | None = None) -> Backend:
+    """The backend for `path`, refused (one-line InputError) when it cannot be evaluated: a checkpoint
+    of a part (a prior or a bare MSFNet) instead of a segmenter, or weights / outputs that are not
+    finite (NaN weights would otherwise score a silent mIoU of 0)."""
+    from model.backends import TorchBackend, open_backend
+    from model.segmenter import Segmenter
+    from oace.errors import InputError
+
+    backend = open_backend(path, num_threads=threads)
+    if isinstance(backend, TorchBackend):
+        module = backend.module
+        if not isinstance(module, Segmenter):
+            raise InputError(f"{path}: a {type(module).__name__} checkpoint; eval needs a segmenter "
+                             "(segmenter.pt from `oace train msfnet`, or `reference`)")
+        bad = [name for name, t in module.state_dict().items() if t.is_floating_point() and not t.isfinite().all()]
+        if bad:
+            raise InputError(f"{path}: {len(bad)} weight tensor(s) hold NaN or Inf (e.g. {bad[0]}); "
+                             "nothing to evaluate")
+    _check_finite_output(backend, path)
+    return backend
+
+
+def _check_finite_output(backend: Backend, path: Path) -> None:
+    """One prediction on a grey image with a centre click: a backend whose output is not finite is refused."""
+    from oace.errors import InputError
+
+    image = np.full((INPUT_SIZE, INPUT_SIZE, 3), 128, dtype=np.uint8)
+    prev = np.zeros((INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
+    out = backend.predict(image, [(INPUT_SIZE // 2, INPUT_SIZE // 2, 1)], prev)
+    if not np.isfinite(out).all():
+        raise InputError(f"{path}: predicts NaN or Inf on a plain grey image (weights not finite?); nothing to evaluate")
+
+
+def max_threads() -> int:
+    """The most inference threads `oace eval` takes: 4 x this machine's CPUs (more only thrash)."""
+    return 4 * (os.cpu_count() or 1)
+
+
+def check_eval_args(model: Sequence[str | Path], max_clicks: int, limit: int | None, distance: str,
+                    threads: int | None, robustness_trials: int, containment_trials: int) -> None:
+    """run_eval's arguments, each refused with one InputError naming its flag."""
     from oace.errors import InputError
 
     if not model:
         raise InputError("--model: give at least one checkpoint or .tflite")
+    if any(not str(m).strip() for m in model):
+        raise InputError("--model is empty: give a checkpoint, `reference` or a .tflite")
     if not 1 <= max_clicks <= 24:
         raise InputError(f"--max-clicks {max_clicks}: must be 1..24 (the bundle takes 24 click rows)")
     if limit is not None and limit < 1:
         raise InputError(f"--limit {limit}: must be at least 1")
     if distance not in DISTANCES:
         raise InputError(f"--distance {distance}: must be scipy or opencv")
-    if threads is not None and threads < 1:
-        raise InputError(f"--threads {threads}: must be at least 1")
+    if threads is not None and not 1 <= threads <= max_threads():
+        raise InputError(f"--threads {threads}: must be 1..{max_threads()} (4 x the {os.cpu_count() or 1} CPUs here)")
     if robustness_trials < 0:
         raise InputError(f"--robustness-trials {robustness_trials}: must be 0 (skip) or more")
     if containment_trials < 0:
         raise InputError(f"--containment-trials {containment_trials}: must be 0 (skip) or more")
+
+
+def run_eval(model: Sequence[str | Path], dataset: str, data_root: str | Path, max_clicks: int = 20,
+             out: str | Path = "runs/eval", limit: int | None = None, robustness_trials: int = 5, seed: int = 0,
+             progress: bool = True, threads: int | None = None, distance: str = DEFAULT_DISTANCE,
+             zoom_in: bool = False, containment_trials: int = 3, argv: Sequence[str] | None = None) -> list[Path]:
+    """`oace eval`: every model (checkpoint or .tflite) on one dataset; writes the report files.
+    zoom_in=True runs follow-up clicks on a crop around the current mask (RITM's ZoomIn defaults)."""
+    from model.data import get_dataset
+    from model.eval_report import write_eval_report
+    from oace.artifacts import check_output_dir, sha256_file
+
+    check_eval_args(model, max_clicks, limit, distance, threads, robustness_trials, containment_trials)
+    check_output_dir(out, "--out")
     ds = get_dataset(dataset, data_root)
+    paths = [Path(resolve_checkpoint(str(path))) for path in model]
+    backends = [open_for_eval(p, threads) for p in paths]  # every model refused or opened before any work
     n_eval = len(ds) if limit is None else min(limit, len(ds))
     info = {"name": dataset, "root": str(ds.root), "n_samples": len(ds), "n_evaluated": n_eval,
             "sha256": ds.content_hash(n_eval), "sha256_covers": f"the files of the {n_eval} samples evaluated",
             "notes": list(ds.notes)}
     runs, models, robust, contain = [], [], [], []
-    for path in model:
-        p = Path(resolve_checkpoint(str(path)))
-        backend = open_backend(p, num_threads=threads)
+    for p, backend in zip(paths, backends):
         models.append({"path": str(p), "backend": backend.name, "bytes": p.stat().st_size, "sha256": sha256_file(p),
                        "threads": threads})
         runs.append(evaluate_dataset(ds, backend, max_clicks, limit=limit, progress=progress, distance=distance,

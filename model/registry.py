@@ -167,8 +167,8 @@ def save_checkpoint(
             **(meta or {}),
         },
     }
-    with atomic_path(path) as tmp:
-        torch.save(record, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: a full disk raises OSError, not RuntimeError
+        torch.save(record, f)
     return Path(path)
 
 

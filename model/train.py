@@ -51,6 +51,8 @@ STATE_FORMAT = "oace-train-state/1"
 # fields that may change between a run and its resumption
 RESUMABLE_CHANGES = ("epochs", "workers", "progress", "resume", "max_minutes")
 SCHEDULES = ("constant", "cosine")
+# settings that name files or folders: compared by identity on resume
+PATH_SETTINGS = ("prior", "init", "weights", "anchor")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +141,9 @@ class TrainConfig:
             raise InputError(f"--max-minutes {self.max_minutes}: must be > 0")
         if self.weights is not None and self.init is not None:
             raise InputError("--weights and --init both set the starting weights: pass one")
+        for name in ("data", "out", *PATH_SETTINGS):
+            if isinstance(getattr(self, name), str) and not getattr(self, name).strip():
+                raise InputError(f"--{name} is empty: give a path")
 
 
 # ---------------------------------------------------------------- distributed
@@ -783,11 +788,35 @@ def load_state(path: Path) -> dict[str, Any]:
 
 
 def check_resumable(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
+    """Refuse a resume whose settings differ from the run's. Paths compare by what they name, not by
+    their spelling (a trailing slash, ./, an absolute path); `out` not at all: the run is the folder
+    holding `path`, wherever it was moved since."""
     now = dataclasses.asdict(cfg)
-    diff = [k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k]]
+    diff = [k for k in now if k not in RESUMABLE_CHANGES and k != "out" and not _same_setting(k, saved.get(k), now[k])]
     if diff:
         k = diff[0]
         raise InputError(f"{path}: was trained with {k}={saved.get(k)!r}, not {now[k]!r}; resume with the same settings")
+
+
+def _same_setting(key: str, saved: Any, now: Any) -> bool:
+    if saved == now:
+        return True
+    if not (isinstance(saved, str) and isinstance(now, str)):
+        return False
+    if key == "data":
+        a, b = parse_specs(saved), parse_specs(now)
+        return len(a) == len(b) and all(x.kind == y.kind and _same_path(x.path, y.path) for x, y in zip(a, b))
+    return key in PATH_SETTINGS and _same_path(saved, now)
+
+
+def _same_path(a: str, b: str) -> bool:
+    """Two spellings of one file or folder (names such as `reference_v1` compare as text)."""
+    if os.path.normpath(a) == os.path.normpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 # ---------------------------------------------------------------- logs and reports

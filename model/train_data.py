@@ -27,9 +27,8 @@ from model.segmenter import IMAGENET_MEAN, IMAGENET_STD
 from model.train_clicks import ClickSimConfig, empty_clicks, initial_clicks, interior_point
 from model.click_maps import POSITIVE
 from oace.errors import InputError
+from oace.evaluation_sets import EVAL_SETS, is_evaluation_set, refuse_evaluation_set
 
-# evaluation sets: never train on them (dataset kinds and folder names, lower case)
-EVAL_SETS = ("grabcut", "berkeley", "davis", "sbd", "coco_mval")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,14 +47,12 @@ def parse_specs(text: str) -> list[DataSpec]:
         if not sep or not kind or not path:
             raise InputError(f"--data {part!r}: expected kind:path, e.g. salient:../shared/data-train/ECSSD")
         key = kind.lower().replace("-", "_")
-        if key in EVAL_SETS:
-            raise InputError(f"{path}: {kind} is an evaluation set; training on it would leak into the reported metrics")
+        if is_evaluation_set(kind):
+            refuse_evaluation_set(path, kind, "training")
         if key not in DATASETS and kind.lower() != "coco128-seg":
             trainable = sorted(k for k in DATASETS if k not in EVAL_SETS)
             raise InputError(f"--data {part!r}: unknown kind {kind!r}; known: {', '.join(trainable)}")
-        for folder in Path(path).resolve().parts:
-            if folder.lower().replace("-", "_") in EVAL_SETS:
-                raise InputError(f"{path}: folder {folder!r} is an evaluation set; training on it would leak into the reported metrics")
+        refuse_evaluation_set(path, None, "training")
         specs.append(DataSpec(kind, path))
     if not specs:
         raise InputError("--data: no dataset given")

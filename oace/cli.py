@@ -13,9 +13,10 @@ import sys
 from typing import Sequence
 
 from oace import __version__
+from oace.artifacts import storage_error
 from oace.errors import ToolkitError
 
-COMMANDS = ("models", "demo", "train", "eval", "export", "quantize", "bench")
+COMMANDS = ("models", "demo", "train", "eval", "export", "quantize", "bench", "app")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +38,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except ToolkitError as exc:
         print(f"oace {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk, quota or read-only filesystem mid-run: no file is left half-written
+        line = storage_error(exc)
+        if line is None:
+            raise
+        print(f"oace {args.command}: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"oace {args.command}: interrupted", file=sys.stderr)

@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from oace.artifacts import atomic_path
+from oace.artifacts import atomic_path, publish_dir, staged_dir
 from oace.reports import markdown_table, provenance, write_report
 
 SAMPLE_CLICK = (150, 320)  # on the astronaut's suit, in the photo's pixels (x, y)
+DEMO_FILES = ("demo.json", "demo.md", "overlay.png", "overlay_int8.png")
 UNTRAINED = "UNTRAINED: seeded random weights (seed 0); the mask is meaningless until a trained checkpoint is used"
 
 
@@ -59,9 +60,24 @@ def int8_gate(parity: list[dict[str, Any]], min_iou: float) -> dict[str, Any]:
     return gate
 
 
-def run_demo(
-    out_dir: str | Path,
-    checkpoint: str | Path | None = None,
+def run_demo(out_dir: str | Path, checkpoint: str | Path | None = None, **options: Any) -> dict[str, Any]:
+    """Build (or load) the segmenter, segment the sample photo, and (export=True) export the fp32 +
+    int8 bundle with the calibration default, verified, running the int8 file on the same photo.
+    `options`: the keywords of `_demo`. The folder is built privately and published whole."""
+    from export.pipeline import require_replaceable
+
+    out = Path(out_dir)
+    require_replaceable(out, also=DEMO_FILES)
+    with staged_dir(out) as work:
+        report = _demo(work, out, checkpoint, **options)
+        publish_dir(work, out)
+    return report
+
+
+def _demo(
+    work: Path,
+    out: Path,
+    checkpoint: str | Path | None,
     *,
     model_name: str = "segmenter",
     export: bool = True,
@@ -69,15 +85,13 @@ def run_demo(
     calib_count: int = 32,
     min_int8_iou: float = 0.90,
 ) -> dict[str, Any]:
-    """Build (or load) the segmenter, segment the sample photo, and (export=True) export the fp32 +
-    int8 bundle with the calibration default, verified, running the int8 file on the same photo."""
+    """The demo's steps: every file written into the private folder `work`, every path reported
+    under `out` (where `run_demo` publishes the folder)."""
     from model.predictor import Predictor, resize_prob, to_network_xy
     from model.segmenter import pack_clicks
     from model.summary import summarize
     from oace.commands.export import load_segmenter
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     model, weights, version = load_segmenter(str(checkpoint) if checkpoint else None, model_name)
     build_s = time.perf_counter() - t0
@@ -91,7 +105,7 @@ def run_demo(
     prob = predictor.predict(clicks)
     infer_ms = (time.perf_counter() - t0) * 1e3
     outputs = {"overlay": str(out / "overlay.png")}
-    with atomic_path(out / "overlay.png") as tmp:
+    with atomic_path(work / "overlay.png") as tmp:
         overlay(image, prob, clicks).save(tmp, format="PNG")
 
     from model.registry import PRESETS
@@ -115,15 +129,15 @@ def run_demo(
     export_md = ""
     if export:
         from calibration_data import build_calibration_set
-        from export.pipeline import export_bundle
+        from export.pipeline import ExportOptions, build_bundle
         from oace.litert import SegmentRunner
 
         calibration = build_calibration_set(calib, count=calib_count, seed=0, force=True)
         # the demo shows the whole pipeline even when int8 misses the parity gate: it reports the
         # miss loudly (below) instead of stopping; `oace export` enforces the gate
-        result = export_bundle(model, out, calibration=calibration, precisions=("fp32", "int8"),
-                               model_version=version, weights=weights, min_int8_iou=0.0)
-        runner = SegmentRunner(out / "oace_segmenter_int8.tflite", num_threads=2)
+        opts = ExportOptions(precisions=("fp32", "int8"), model_version=version, weights=weights, min_int8_iou=0.0)
+        result = build_bundle(model, work, out, calibration=calibration, opts=opts)
+        runner = SegmentRunner(work / "oace_segmenter_int8.tflite", num_threads=2)
         h, w = image.shape[:2]
         net = [(*to_network_xy(x, y, w, h, model.cfg.input_size), p) for x, y, p in clicks]
         t0 = time.perf_counter()
@@ -131,7 +145,7 @@ def run_demo(
                          np.zeros((1, model.cfg.input_size, model.cfg.input_size, 1), np.float32))
         report["timings"]["int8_first_inference_ms"] = round((time.perf_counter() - t0) * 1e3, 1)
         prob8 = resize_prob(mask512[0, :, :, 0], w, h)
-        with atomic_path(out / "overlay_int8.png") as tmp:
+        with atomic_path(work / "overlay_int8.png") as tmp:
             overlay(image, prob8, clicks).save(tmp, format="PNG")
         outputs["overlay_int8"] = str(out / "overlay_int8.png")
         report["export"] = {k: {"path": str(a.path), "bytes": a.bytes, "sha256": a.sha256} for k, a in result.artifacts.items()}
@@ -172,6 +186,6 @@ def run_demo(
         f"above 0.5.\n\n![overlay](overlay.png)\n"
         + export_md + next_cmds
     )
-    write_report(out, "demo", report, md)
+    write_report(work, "demo", report, md)
     report["markdown"] = md
     return report

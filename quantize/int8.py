@@ -30,8 +30,10 @@ import numpy as np
 from export.tf_convert import SIGNATURE
 from export.tflite_passes import optimize_for_cpu
 from oace.artifacts import Artifact, write_bytes_atomic
-from oace.errors import ToolkitError
+from oace.errors import InputError, ToolkitError
 from oace.reports import tool_versions
+from oace.tf_import import import_tensorflow
+from quantize.saved_model_check import check_saved_model as _check_saved_model
 
 MODES = ("int8", "int16x8", "dynamic_range")
 FLOAT_BY_DESIGN = ("BATCH_MATMUL", "MINIMUM")
@@ -42,6 +44,28 @@ def bundle_name(mode: str) -> str:
     return f"oace_segmenter_{mode}.tflite"
 
 
+def _first_line(exc: BaseException) -> str:
+    text = (str(exc).strip().splitlines() or [""])[0][:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def check_saved_model(saved_model_dir: str | os.PathLike) -> Path:
+    """A SavedModel folder fit to quantize (quantize/saved_model_check.py); else a one-line InputError."""
+    return _check_saved_model(saved_model_dir, SIGNATURE)
+
+
+def _load_converter(saved_model_dir: str | os.PathLike):
+    """TFLiteConverter.from_saved_model; a SavedModel TensorFlow cannot load is a one-line InputError."""
+    tf = import_tensorflow()
+    from google.protobuf.message import DecodeError
+
+    try:
+        return tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=[SIGNATURE])
+    except (tf.errors.OpError, DecodeError, ValueError, KeyError, OSError, AssertionError) as exc:
+        raise InputError(f"{saved_model_dir}: corrupt SavedModel, TensorFlow cannot load it "
+                         f"({_first_line(exc)})") from None
+
+
 def quantize(
     saved_model_dir: str | os.PathLike,
     out_path: str | os.PathLike,
@@ -50,14 +74,15 @@ def quantize(
     representative: RepresentativeDataset | None = None,
     float_ops: Iterable[str] = FLOAT_BY_DESIGN,
 ) -> Artifact:
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     if mode not in MODES:
         raise ToolkitError(f"unknown quantization mode {mode!r}; choose from {', '.join(MODES)}")
     if mode != "dynamic_range" and representative is None:
         raise ToolkitError(f"{mode} quantization needs a representative (calibration) dataset")
+    check_saved_model(saved_model_dir)
     t0 = time.perf_counter()
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=[SIGNATURE])
+    converter = _load_converter(saved_model_dir)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode == "dynamic_range":
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]

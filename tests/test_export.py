@@ -194,11 +194,20 @@ def test_a_failed_quantization_leaves_no_file(tiny_export, tmp_path):
 
 
 def test_int8_below_the_iou_threshold_fails_after_writing_the_report(tiny_export, tmp_path):
-    _, calibration, model = tiny_export
-    with pytest.raises(ToolkitError, match=r"int8 mask IoU vs fp32 is .* < 1.01 .*per-channel"):
-        export_bundle(model, tmp_path / "x", calibration=calibration, precisions=("fp32", "int8"), min_int8_iou=1.01,
+    import torch
+
+    from export.onnx_export import example_inputs
+
+    _, calibration, _ = tiny_export
+    model = build_model("segmenter_tiny", seed=0).eval()
+    with torch.no_grad():  # probabilities at the threshold, where int8's small errors flip pixels
+        model.msfnet.head.classify.bias -= torch.logit(model(*example_inputs(model)).clamp(1e-6, 1 - 1e-6)).median()
+    with pytest.raises(ToolkitError, match=r"int8 mask IoU vs fp32 is .* < 1.0 .*REFUSED.*per-channel"):
+        export_bundle(model, tmp_path / "x", calibration=calibration, precisions=("fp32", "int8"), min_int8_iou=1.0,
                       weights="UNTRAINED")
     assert json.loads((tmp_path / "x" / "export_report.json").read_text())["status"] == "failed"
+    assert (tmp_path / "x" / "oace_segmenter_int8.REFUSED.tflite").exists()
+    assert not (tmp_path / "x" / "oace_segmenter_int8.tflite").exists()
 
 
 def test_flex_ops_are_detected_and_refused(tmp_path):

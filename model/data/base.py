@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import warnings
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -36,21 +37,88 @@ class Sample:
         return int(self.mask.shape[0]), int(self.mask.shape[1])
 
 
-def _open(path: Path) -> Image.Image:
+@dataclasses.dataclass(frozen=True)
+class ImageLimits:
+    """What one image may cost. Over max_pixels (read from the header, before any decoding) is
+    refused; a longer side over max_side is downscaled on load (JPEGs decode reduced, via draft)."""
+
+    max_pixels: int = 120_000_000  # 120 megapixels: a 10000 x 10000 photo loads, a 12000 x 12000 one does not
+    max_side: int = 4096  # every dataset photo we evaluate on is far below; a 12 MP phone photo (4000 x 3000) too
+
+
+IMAGE_LIMITS = ImageLimits()
+_ORIENTATION = 0x0112  # EXIF tag; values 5..8 swap width and height
+
+
+def bounded_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """(width, height) scaled so the longer side is at most max_side (unchanged when it already is)."""
+    longest = max(width, height)
+    if longest <= max_side:
+        return width, height
+    scale = max_side / longest
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _header(path: Path, limits: ImageLimits) -> Image.Image:
+    """The opened (not yet decoded) image; over the pixel limit is an InputError saying the limit."""
     if not path.is_file():
         raise InputError(f"{path}: file not found")
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
-        img = Image.open(path)
-        img.load()
+        with warnings.catch_warnings():  # Pillow's own bomb warning: our limit below says more
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{path}: image over the limit of {limits.max_pixels / 1e6:.0f} megapixels ({exc})") from None
     except UnidentifiedImageError:
         raise InputError(f"{path}: not a readable image (unknown or corrupt format)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{path}: unreadable or truncated image ({exc})") from None
+    w, h = img.size
+    if w * h > limits.max_pixels:
+        img.close()
+        raise InputError(f"{path}: image is {w}x{h} = {w * h / 1e6:.1f} megapixels, over the limit of "
+                         f"{limits.max_pixels / 1e6:.0f} megapixels")
+    return img
+
+
+def image_size(path: str | Path, limits: ImageLimits | None = None) -> tuple[int, int]:
+    """(width, height) at full resolution with EXIF orientation applied, from the header only."""
+    limits = limits or IMAGE_LIMITS
+    with _header(Path(path), limits) as img:
+        w, h = img.size
+        try:
+            turned = img.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8)
+        except Exception:  # noqa: BLE001 - a corrupt EXIF block: read_rgb reports it
+            turned = False
+    return (h, w) if turned else (w, h)
+
+
+def _open(path: Path, limits: ImageLimits = IMAGE_LIMITS) -> Image.Image:
+    """Decoded image, EXIF orientation applied; a JPEG over max_side decodes reduced (draft)."""
+    img = _header(path, limits)
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        if img.format == "JPEG" and max(img.size) > limits.max_side:
+            img.draft("RGB" if img.mode not in ("L", "CMYK") else img.mode, bounded_size(*img.size, limits.max_side))
+        img.load()
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: unreadable or truncated image ({exc})") from None
     try:
         return ImageOps.exif_transpose(img)
     except Exception as exc:  # a corrupt EXIF block: Pillow raises assorted types
         raise InputError(f"{path}: corrupt EXIF orientation ({exc})") from None
+
+
+def _fit(arr: np.ndarray, size: tuple[int, int], resample: int) -> np.ndarray:
+    """uint8 HxW or HxWx3 resized to size=(width, height), unless it already has it."""
+    if (arr.shape[1], arr.shape[0]) == size:
+        return arr
+    return np.asarray(Image.fromarray(arr).resize(size, resample))
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """bool HxW -> bool at size=(width, height), nearest neighbour (how labels follow a downscaled photo)."""
+    return _fit(mask.astype(np.uint8) * 255, size, Image.NEAREST) > 127
 
 
 def _wide_to_uint8(arr: np.ndarray) -> np.ndarray:
@@ -63,14 +131,16 @@ def _wide_to_uint8(arr: np.ndarray) -> np.ndarray:
     return np.clip(arr, 0, 255).astype(np.uint8)
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
-    """Decode any image file to uint8 HxWx3 RGB, EXIF orientation applied.
+def read_rgb(path: str | Path, limits: ImageLimits | None = None) -> np.ndarray:
+    """Decode any image file to uint8 HxWx3 RGB, EXIF orientation applied, longer side at most
+    limits.max_side (bilinear); over limits.max_pixels is refused before decoding.
 
     Grayscale is replicated to three channels, alpha is dropped (as OpenCV's imread does),
     palette images are expanded to their colours, 16-bit images are scaled to 0..255.
     """
-    p = Path(path)
-    img = _open(p)
+    p, limits = Path(path), limits or IMAGE_LIMITS
+    target = bounded_size(*image_size(p, limits), limits.max_side)
+    img = _open(p, limits)
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = _wide_to_uint8(np.asarray(img))
         arr = np.repeat(arr[:, :, None], 3, axis=2)
@@ -82,10 +152,10 @@ def read_rgb(path: str | Path) -> np.ndarray:
         arr = np.asarray(img.convert("RGB"))
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise InputError(f"{p}: decoded to shape {arr.shape}, expected HxWx3")
-    return np.ascontiguousarray(arr, dtype=np.uint8)
+    return np.ascontiguousarray(_fit(np.asarray(arr, dtype=np.uint8), target, Image.BILINEAR))
 
 
-def read_label(path: str | Path, reduce: str = "max") -> np.ndarray:
+def read_label(path: str | Path, reduce: str = "max", limits: ImageLimits | None = None) -> np.ndarray:
     """Decode a mask file to an int32 HxW array of 8-bit levels (EXIF orientation applied).
 
     Multi-channel masks are reduced with `reduce`: "max" over channels (RITM's DAVIS loader: any
@@ -93,8 +163,9 @@ def read_label(path: str | Path, reduce: str = "max") -> np.ndarray:
     blue one; for gray-in-RGB masks every channel is the same). Palette masks are expanded to their
     colours as OpenCV does; 16-bit masks above 255 are scaled to 8 bits (65535 -> 255).
     """
-    p = Path(path)
-    img = _open(p)
+    p, limits = Path(path), limits or IMAGE_LIMITS
+    target = bounded_size(*image_size(p, limits), limits.max_side)  # the size read_rgb gives its photo
+    img = _open(p, limits)
     if img.mode == "P":
         img = img.convert("RGB")
     elif img.mode in ("LA", "PA"):
@@ -108,7 +179,7 @@ def read_label(path: str | Path, reduce: str = "max") -> np.ndarray:
         arr = arr.max(axis=2) if reduce == "max" else arr[:, :, 2]
     if arr.dtype != np.uint8:
         arr = _wide_to_uint8(arr)
-    return arr.astype(np.int32)
+    return _fit(np.ascontiguousarray(arr, dtype=np.uint8), target, Image.NEAREST).astype(np.int32)
 
 
 def make_sample(image: np.ndarray, mask: np.ndarray, ignore: np.ndarray | None, name: str,

@@ -19,18 +19,28 @@ from model.data.coco_json import decode_segmentation
 from model.data.base import SegDataset, Sample, list_images, make_sample, read_rgb
 
 
+MAX_CLASS_ID = 1_000_000  # class ids are indices into a names list
+
+
 def parse_label_line(line: str, where: str) -> tuple[int, np.ndarray]:
+    """(class id, normalized (x, y) points [N, 2]); every number is checked: finite, in range, an
+    integer class. `where` names the file and line in the one-line InputError."""
     parts = line.split()
     try:
-        cls = int(float(parts[0]))
+        cls_value = float(parts[0])
         coords = np.array([float(v) for v in parts[1:]], dtype=np.float64)
     except (ValueError, IndexError):
         raise InputError(f"{where}: not a `class x1 y1 x2 y2 ...` line") from None
+    if not (np.isfinite(cls_value) and cls_value == int(cls_value) and 0 <= cls_value <= MAX_CLASS_ID):
+        raise InputError(f"{where}: class id must be an integer 0..{MAX_CLASS_ID}, got {parts[0]!r}")
     if coords.size < 6 or coords.size % 2:
         raise InputError(f"{where}: a polygon needs >= 3 (x, y) pairs, got {coords.size} numbers")
+    if not np.isfinite(coords).all():
+        bad = parts[1 + int(np.flatnonzero(~np.isfinite(coords))[0])]
+        raise InputError(f"{where}: coordinate {bad!r} is not a finite number")
     if coords.min() < -0.01 or coords.max() > 1.01:
         raise InputError(f"{where}: coordinates must be normalized to 0..1")
-    return cls, coords.reshape(-1, 2)
+    return int(cls_value), coords.reshape(-1, 2)
 
 
 def rasterize_polygon(points: np.ndarray, height: int, width: int, where: str = "polygon") -> np.ndarray:

@@ -10,7 +10,6 @@ A thin mirror of android_bench.runner.bench_host / bench_device and android_benc
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -33,9 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="measure on a phone over adb (default: the only connected device)")
     p.add_argument("--json", action="store_true", help="(parse) print the normalized result as JSON")
     p.add_argument("--out", default="runs/bench", help="output directory (default runs/bench)")
-    p.add_argument("--threads", default=None, help="comma-separated thread counts (host default 1,2; device default 4)")
-    p.add_argument("--warmup", type=int, default=None, help="warmup runs (default 5)")
-    p.add_argument("--runs", type=int, default=None, help="timed runs (host default 30, device default 50)")
+    p.add_argument("--threads", default=None,
+                   help="comma-separated thread counts, each 1..64 (host default 1,2; device default 4)")
+    p.add_argument("--warmup", type=int, default=None, help="warmup runs, 0..10000 (default 5)")
+    p.add_argument("--runs", type=int, default=None, help="timed runs, 1..100000 (host default 30, device default 50)")
     p.add_argument("--seed", type=int, default=0, help="(host) seed of the random inputs")
     p.add_argument("--profile", default=None, help="device profile name (e.g. 'Galaxy S23') or JSON file")
     p.add_argument("--target-load-ms", type=float, default=None, help="override the profile's load target")
@@ -48,11 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     dev.add_argument("--benchmark-binary", default=None, metavar="PATH",
                      help="TFLite/LiteRT benchmark_model built for the phone (e.g. android_aarch64_benchmark_model)")
     dev.add_argument("--delegates", default="cpu", help="comma-separated: cpu (XNNPACK), gpu, nnapi (default cpu)")
-    dev.add_argument("--repeats", type=int, default=3, help="benchmark_model runs per configuration (default 3)")
-    dev.add_argument("--cooldown", type=float, default=10.0, help="seconds to wait between runs (default 10)")
+    dev.add_argument("--repeats", type=int, default=3, help="benchmark_model runs per configuration, 1..100 (default 3)")
+    dev.add_argument("--cooldown", type=float, default=10.0, help="seconds to wait between runs, 0..3600 (default 10)")
     dev.add_argument("--cpu-mask", default=None,
                      help="taskset hex mask for benchmark_model (e.g. f0), or 'big': every core outside the slowest cluster")
-    dev.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per benchmark_model run")
+    dev.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per benchmark_model run (> 0, <= 86400)")
     dev.add_argument("--remote-dir", default="/data/local/tmp", help="where model and binary go on the phone")
     dev.add_argument("--extra-arg", dest="extra_args", action="append", default=[], metavar="FLAG",
                      help="extra benchmark_model flag, repeatable (e.g. --extra-arg=--gpu_precision_loss_allowed=false)")
@@ -74,7 +74,9 @@ def _threads(value: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
 
 def _print_parse(result: dict, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(result, indent=2))
+        from android_bench.limits import dumps_strict
+
+        print(dumps_strict(result, indent=2))  # RFC 8259: never NaN / Infinity
         return
     keys = ("status", "init_ms", "first_inference_ms", "warmup_avg_ms", "inference_avg_ms", "inference_std_ms",
             "inference_min_ms", "inference_max_ms", "runs", "peak_memory_mb", "delegate", "delegation",
@@ -85,6 +87,10 @@ def _print_parse(result: dict, as_json: bool) -> None:
         print(f"unsupported op       {op}")
     for e in result["errors"]:
         print(f"error                {e}")
+    if result.get("errors_omitted"):
+        print(f"error                ... {result['errors_omitted']} more error lines omitted")
+    for e in result.get("invalid_figures", []):
+        print(f"invalid figure       {e}")
     if result.get("fell_back_to_cpu"):
         print(f"WARNING: the {result['delegate']} delegate did not run the model: these are CPU figures")
 
@@ -121,6 +127,9 @@ def run(args: argparse.Namespace) -> int:
         _print_parse(parse_log_file(target[1]), args.json)
         return 0
 
+    from oace.artifacts import check_output_dir
+
+    check_output_dir(args.out, "--out")  # before any measurement (docs/limits.md, "Output paths")
     device = args.device
     # `--device MODEL.tflite` (no serial): argparse took the model as the serial
     if device is not None and not target and (device.endswith(".tflite") or Path(device).is_file()):

@@ -20,8 +20,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from model.reference import reference_checkpoint
+    from oace.artifacts import check_output_dir
     from oace.demo import run_demo
+    from oace.errors import InputError
 
+    if args.checkpoint is not None and not args.checkpoint.strip():
+        raise InputError("--checkpoint is empty: give a segmenter checkpoint (.pt) or `reference`, or leave it out")
+    check_output_dir(args.out, "--out")
     checkpoint = None if args.untrained else (args.checkpoint or reference_checkpoint())
     report = run_demo(args.out, checkpoint=checkpoint, model_name=args.model, export=not args.no_export, calib=args.calib)
     print(report["markdown"])

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="random first clicks per object for the robustness test (0 = skip; default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the robustness clicks (default 0)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="CPU threads for inference (default: the runtime's own choice)")
+                   help="CPU threads for inference, 1..4 x this machine's CPUs (default: the runtime's own choice)")
     p.add_argument("--distance", choices=("scipy", "opencv"), default="scipy",
                    help="robot distance transform: scipy (exact, deterministic; default) or opencv (RITM's own "
                         "float32 path: differs on exact ties, and not deterministic run to run)")

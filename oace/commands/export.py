@@ -23,8 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_calibration_arguments(p)
     p.add_argument("--precision", default="fp32,fp16,int8", help="comma list of fp32, fp16, int8 (default all)")
     p.add_argument("--extra", default="", help="also produce: int16x8 (int16 activations), dynamic_range")
-    p.add_argument("--min-int8-iou", type=float, default=0.90, help="fail when int8 mask IoU vs fp32 is lower (0.90)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--min-int8-iou", type=float, default=0.90, help="fail when int8 mask IoU vs fp32 is lower; in [0, 1] (0.90)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset, 11..20 (default 17)")
     p.set_defaults(handler=run)
 
 
@@ -33,7 +33,10 @@ def load_segmenter(checkpoint: str | None, preset: str | None):
     or a seeded preset."""
     from model.reference import resolve_checkpoint
     from model.registry import build_model, load_model
+    from oace.errors import InputError
 
+    if checkpoint is not None and not checkpoint.strip():
+        raise InputError("--checkpoint is empty: give a segmenter checkpoint (.pt) or `reference`")
     if checkpoint:
         checkpoint = resolve_checkpoint(checkpoint)
         model = load_model(checkpoint)
@@ -48,8 +51,11 @@ def split_list(text: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from calibration_data import build_calibration_set
-    from export.pipeline import export_bundle
+    from export.pipeline import ExportOptions, check_options, export_bundle
+    from oace.artifacts import check_output_dir
 
+    check_options(ExportOptions(min_int8_iou=args.min_int8_iou, opset=args.opset))
+    check_output_dir(args.out, "--out")
     model, weights, version = load_segmenter(args.checkpoint, args.model)
     calibration = build_calibration_set(args.calib, count=args.calib_count, seed=args.calib_seed, force=args.force_calib)
     result = export_bundle(

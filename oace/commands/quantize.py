@@ -20,21 +20,28 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from export.tflite_inspect import inspect_tflite, require_no_flex
+    from oace.artifacts import check_output_file
     from oace.errors import InputError
-    from quantize.int8 import quantize
+    from oace.evaluation_sets import refuse_evaluation_set
+    from quantize.int8 import check_saved_model, quantize
 
+    check_output_file(args.out, "--out")
+    if args.mode != "dynamic_range" and args.calib != "embedded":
+        refuse_evaluation_set(args.calib, None, "calibrating")  # before the SavedModel is read
     if not (Path(args.saved_model) / "saved_model.pb").is_file():
         raise InputError(f"{args.saved_model}: not a SavedModel folder (no saved_model.pb); run `oace export` first")
+    check_saved_model(args.saved_model)  # a corrupt one is refused before calibration starts
     representative = None
     if args.mode != "dynamic_range":
         from calibration_data import build_calibration_set
 
         calibration = build_calibration_set(args.calib, count=args.calib_count, seed=args.calib_seed, force=args.force_calib)
-        calibration.save_manifest(Path(args.out).parent)
         representative = calibration.representative
     art = quantize(args.saved_model, args.out, mode=args.mode, representative=representative)
     contents = inspect_tflite(art.path)
     require_no_flex(contents, art.path)
+    if representative is not None:  # written after the model: a failed run leaves no manifest of it
+        calibration.save_manifest(Path(args.out).parent)
     print(f"wrote {art.path} ({art.bytes / 1e6:.2f} MB, {art.seconds:.0f} s); ops computing in float: "
           f"{', '.join(contents.float_ops) or 'none'}")
     return 0

@@ -62,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from model.train import TrainConfig, run_training
+    from oace.artifacts import check_output_dir
 
     cfg = TrainConfig(
         stage=args.stage, data=args.data, out=args.out, epochs=args.epochs, batch=args.batch, accum=args.accum,
@@ -72,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         hard_negatives=args.hard_negatives, freeze_bn=args.freeze_bn,
         patches=args.patches, contrast=args.contrast, progress=not args.no_progress,
     )
+    cfg.check()
+    check_output_dir(args.out, "--out")
     summary = run_training(cfg)
     best = summary.get("best") or {}
     if best:
