@@ -7,8 +7,9 @@ Every hardening test (tests/test_hardening_*.py) goes through `run_oace` and `as
 
 from __future__ import annotations
 
+import json
 import os
-import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,8 +36,21 @@ class CliResult:
         return [line for line in self.stderr.splitlines() if line.strip()]
 
 
-def _cap_memory() -> None:  # runs in the child before exec
-    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_CAP, ADDRESS_SPACE_CAP))
+# The child is started by a small launcher (a fresh `python -c`), not forked from pytest directly:
+# Linux counts a process's peak RSS from before its exec, so a child forked from a pytest process
+# that has grown to 3 GB would report a 3 GB peak whatever it did. The launcher is small when it
+# forks; it caps the address space, runs the command, and writes the command's wait status and
+# peak RSS (wait4) to a file.
+_LAUNCHER = """
+import json, os, resource, subprocess, sys
+resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[2]), int(sys.argv[2])))
+proc = subprocess.Popen(sys.argv[3:])
+_, status, usage = os.wait4(proc.pid, 0)
+proc.returncode = 0
+with open(sys.argv[1] + ".tmp", "w") as f:
+    json.dump({"status": status, "maxrss_kb": usage.ru_maxrss}, f)
+os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+"""
 
 
 def run_oace(args: list[str], *, timeout: float = 300, cwd: str | os.PathLike | None = None,
@@ -48,33 +62,34 @@ def run_oace(args: list[str], *, timeout: float = 300, cwd: str | os.PathLike | 
     """
     cmd = [sys.executable, "-m", "oace.cli", *[str(a) for a in args]]
     full_env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        result_file = os.path.join(tmp, "wait4.json")
+        launcher = [sys.executable, "-I", "-c", _LAUNCHER, result_file, str(ADDRESS_SPACE_CAP), *cmd]
         start = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                                cwd=cwd or REPO, env=full_env, preexec_fn=_cap_memory)
+        proc = subprocess.Popen(launcher, stdout=out, stderr=err, cwd=cwd or REPO, env=full_env, start_new_session=True,
+                                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL)
         if stdin is not None:
             proc.stdin.write(stdin)
             proc.stdin.close()
-        status, usage = _wait(proc, timeout, start)
+        _wait(proc, timeout, cmd)
         seconds = time.monotonic() - start
+        with open(result_file) as f:
+            waited = json.load(f)
         out.seek(0), err.seek(0)
         stdout, stderr = out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace")
+    status = waited["status"]
     code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-    return CliResult(code, stdout, stderr, usage.ru_maxrss / 1024.0, seconds)
+    return CliResult(code, stdout, stderr, waited["maxrss_kb"] / 1024.0, seconds)
 
 
-def _wait(proc: subprocess.Popen, timeout: float, start: float):
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid == proc.pid:
-            proc.returncode = 0  # reaped here: keep Popen from waiting on it again
-            return status, usage
-        if time.monotonic() - start > timeout:
-            proc.kill()
-            os.wait4(proc.pid, 0)
-            proc.returncode = -9
-            raise AssertionError(f"oace {' '.join(map(str, proc.args[3:]))}: still running after {timeout:.0f} s (hang)")
-        time.sleep(0.05)
+def _wait(proc: subprocess.Popen, timeout: float, cmd: list[str]) -> None:
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the launcher and the command it runs
+        proc.wait()
+        raise AssertionError(f"oace {' '.join(cmd[3:])}: still running after {timeout:.0f} s (hang)") from None
+    assert proc.returncode == 0, f"the launcher failed (exit {proc.returncode})"
 
 
 def assert_refused(result: CliResult, *names: str, max_rss_mb: float = 3000, max_seconds: float = 120) -> str:
