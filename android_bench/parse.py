@@ -600,19 +600,12 @@ def _apply_litert(s: _Scan, warm, regular):
     return warm or lit_warm, regular or lit_regular
 
 
-def _first_of(d: dict[str, float] | None) -> float | None:
+def _stat_of(d: dict[str, float] | None, key: str) -> float | None:
+    """d[key] ("first" or "avg") of a statistics line; a single run's "curr" stands for either."""
     if d is None:
         return None
-    if "first" in d:
-        return d["first"]
-    return d.get("curr") if d.get("count") == 1 else None
-
-
-def _avg_of(d: dict[str, float] | None) -> float | None:
-    if d is None:
-        return None
-    if "avg" in d:
-        return d["avg"]
+    if key in d:
+        return d[key]
     return d.get("curr") if d.get("count") == 1 else None
 
 
@@ -625,9 +618,9 @@ def _timings(s: _Scan, warm, regular) -> dict[str, Any]:
         return summary[key] if summary.get(key) is not None else fallback
 
     return {"init_ms": _ms(init_us) if init_us is not None else s.session_ms,
-            "first_inference_ms": _ms(pick("first", _first_of(warm))),
-            "warmup_avg_ms": _ms(pick("warmup", _avg_of(warm))),
-            "inference_avg_ms": _ms(pick("avg", _avg_of(regular)))}
+            "first_inference_ms": _ms(pick("first", _stat_of(warm, "first"))),
+            "warmup_avg_ms": _ms(pick("warmup", _stat_of(warm, "avg"))),
+            "inference_avg_ms": _ms(pick("avg", _stat_of(regular, "avg")))}
 
 
 def _from_status_lines(s: _Scan) -> tuple[str, str, int | None, str]:
