@@ -236,6 +236,13 @@ def _prior_part(model: nn.Module, path: str) -> nn.Module:
     return model.prior
 
 
+def _frozen(model: nn.Module) -> nn.Module:
+    """model in eval mode with no parameter requiring gradients (a teacher or a fixed input network)."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.eval()
+
+
 def load_prior(path: str, want: PriorConfig) -> OACEPrior:
     """A frozen prior from a `prior` or `segmenter` checkpoint; its embedding must fit the MSFNet."""
     model = _prior_part(load_model(path), path)
@@ -243,9 +250,7 @@ def load_prior(path: str, want: PriorConfig) -> OACEPrior:
         raise CheckpointError(f"{path}: expected a prior or segmenter checkpoint, got {type(model).__name__}")
     if model.cfg.embed_dim != want.embed_dim:
         raise CheckpointError(f"{path}: prior embeds {model.cfg.embed_dim} channels, the MSFNet takes {want.embed_dim}")
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model.eval()
+    return _frozen(model)
 
 
 def load_anchor(path: str) -> nn.Module:
@@ -255,10 +260,7 @@ def load_anchor(path: str) -> nn.Module:
     model = load_model(resolve_checkpoint(path))
     if not isinstance(model, Segmenter) or model.prior is not None:
         raise CheckpointError(f"{path}: --anchor takes a click-disk segmenter checkpoint (no prior)")
-    net = model.msfnet.eval()
-    for p in net.parameters():
-        p.requires_grad_(False)
-    return net
+    return _frozen(model.msfnet)
 
 
 def load_start_weights(task: "PriorTask | MSFNetTask", path: str) -> int:
