@@ -8,6 +8,8 @@
     guidance - MSF module: conv block (/4) -> 3 x SE-Inception ----------------------concat
                                                                                        |
                                                               segmentation head (conv, x2 up, conv, x2 up) -> logits
+                                                                                       |
+    guidance, click maps, the head's stride-4 features - click refiner (model/refiner.py, optional) -> corrected logits
 
 guidance is the OACE embedding (16 channels) in the paper's model, or the first click's binary
 disk (1 channel) in the ablations. click maps are 3 channels: follow-up positive clicks, negative
@@ -23,6 +25,7 @@ import torch
 from torch import nn
 
 from model.hrnet import HRNET_W18, HRNetConfig, aggregate, build_hrnet, conv_bn_relu, upsample
+from model.refiner import ClickRefiner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +37,8 @@ class MSFNetConfig:
     msf_blocks: int = 3
     map_channels: int = 3  # positive clicks, negative clicks, previous mask
     head_widths: tuple[int, int, int] = (128, 96, 32)
+    refiner_width: int = 0  # > 0: a click refiner on the head's features (model/refiner.py); 0: none (v1)
+    refiner_dilations: tuple[int, ...] = (1, 2, 4, 8, 16)
 
 
 class ScaleLayer(nn.Module):
@@ -104,8 +109,14 @@ class SegmentationHead(nn.Module):
         self.classify = nn.Conv2d(w3, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv_quarter(self.reduce(x))
-        x = self.conv_half(upsample(x, 2))
+        return self.logits(self.quarter(x))
+
+    def quarter(self, x: torch.Tensor) -> torch.Tensor:
+        """The head's stride-4 features (BatchNorm + ReLU: bounded, what the click refiner reads)."""
+        return self.conv_quarter(self.reduce(x))
+
+    def logits(self, quarter: torch.Tensor) -> torch.Tensor:
+        x = self.conv_half(upsample(quarter, 2))
         return upsample(self.classify(x), 2)
 
 
@@ -136,14 +147,27 @@ class MSFNet(nn.Module):
         self.msf = MultiStageFusion(cfg.guidance_channels, cfg.msf_width, cfg.msf_blocks) if cfg.use_msf else None
         head_in = sum(cfg.backbone.widths) + (cfg.msf_width if cfg.use_msf else 0)
         self.head = SegmentationHead(head_in, cfg.head_widths)
+        self.refiner = (ClickRefiner(cfg.head_widths[1], cfg.guidance_channels, cfg.refiner_width, cfg.refiner_dilations)
+                        if cfg.refiner_width else None)
 
     def forward(self, image: torch.Tensor, guidance: torch.Tensor, click_maps: torch.Tensor) -> torch.Tensor:
+        features, logits = self.base(image, guidance, click_maps)
+        return self.refine(features, guidance, click_maps, logits)
+
+    def base(self, image: torch.Tensor, guidance: torch.Tensor, click_maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the head's stride-4 features, its logits): the network without its refiner."""
         x = self.fuse(torch.cat([self.backbone.stem1(image), self.guide_block(guidance)], dim=1))
         x = x + self.maps_block(click_maps)
         features = aggregate(self.backbone.forward_from_stem1(x))
         if self.msf is not None:
             features = torch.cat([features, self.msf(guidance)], dim=1)
-        return self.head(features)
+        quarter = self.head.quarter(features)
+        return quarter, self.head.logits(quarter)
+
+    def refine(self, features: torch.Tensor, guidance: torch.Tensor, click_maps: torch.Tensor,
+               logits: torch.Tensor) -> torch.Tensor:
+        """The refiner's correction of the base logits (the logits themselves without a refiner)."""
+        return logits if self.refiner is None else self.refiner(features, guidance, click_maps, logits)
 
 
 def build_msfnet(cfg: MSFNetConfig) -> MSFNet:

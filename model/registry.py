@@ -37,7 +37,8 @@ _TINY_HRNET = HRNetConfig(
     stem_width=16, stage1_blocks=1, stage1_width=8, widths=(8, 16, 24, 32), stage_modules=(1, 1, 1), blocks_per_branch=1
 )
 _TINY_PRIOR = PriorConfig(backbone=dataclasses.replace(_TINY_HRNET, in_channels=4), decoder_widths=(24, 16, 8), embed_dim=8)
-_TINY_MSFNET = MSFNetConfig(backbone=_TINY_HRNET, guidance_channels=9, msf_width=16, msf_blocks=1, head_widths=(16, 16, 8))
+_TINY_MSFNET = MSFNetConfig(backbone=_TINY_HRNET, guidance_channels=9, msf_width=16, msf_blocks=1, head_widths=(16, 16, 8),
+                             refiner_width=8, refiner_dilations=(1, 2))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +51,8 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "prior": Preset("prior", PriorConfig(), "OACE prior: HRNetV2-W18-Small-v2 + 3-block decoder -> 16-d embedding"),
     "msfnet": Preset(
-        "msfnet", MSFNetConfig(guidance_channels=17), "MSFNet guided by OACE + first-click disk (shipped): HRNet-W18, late fusion, MSF"
+        "msfnet", MSFNetConfig(guidance_channels=17, refiner_width=64),
+        "MSFNet guided by OACE + first-click disk (shipped): HRNet-W18, late fusion, MSF, click refiner"
     ),
     "msfnet_oace": Preset("msfnet", MSFNetConfig(), "ablation: MSFNet guided by OACE only (the paper's model exactly)"),
     "msfnet_disk": Preset(
@@ -61,8 +63,8 @@ PRESETS: dict[str, Preset] = {
     ),
     "segmenter": Preset(
         "segmenter",
-        SegmenterConfig(msfnet=MSFNetConfig(guidance_channels=17), disk_guidance=True),
-        "the bundle: prior -> MSFNet guided by OACE + first-click disk, uint8 NHWC in, probabilities out",
+        SegmenterConfig(msfnet=MSFNetConfig(guidance_channels=17, refiner_width=64), disk_guidance=True),
+        "the bundle: prior -> MSFNet guided by OACE + first-click disk, click refiner; uint8 NHWC in, probabilities out",
     ),
     "segmenter_oace": Preset(
         "segmenter", SegmenterConfig(), "ablation: the paper's chain exactly, MSFNet guided by the OACE embedding alone"

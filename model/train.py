@@ -23,7 +23,7 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ import torch.distributed as dist
 from scipy.stats import rankdata
 from torch import nn
 
-from model.chain import widen_guidance
+from model.chain import start_state
 from model.click_metrics import MultiObjectSample, multi_object_metrics
 from model.click_maps import ClickEncoder
 from model.composite import CompositeConfig
@@ -47,6 +47,7 @@ from oace.errors import CheckpointError, InputError
 from oace.reports import markdown_table, provenance
 
 STAGES = ("prior", "msfnet")
+TRAIN_PARTS = ("all", "refiner")
 STATE_FORMAT = "oace-train-state/1"
 # fields that may change between a run and its resumption
 RESUMABLE_CHANGES = ("epochs", "workers", "progress", "resume", "max_minutes")
@@ -89,6 +90,8 @@ class TrainConfig:
     patches: int = 64  # patches of each kind per image (prior stage)
     contrast: str = "within"  # prior stage: "within" (default) or "paper" (Eq. 1 literally; see model/losses.py)
     freeze_bn: bool = False  # BatchNorm in eval mode (exact DDP-vs-single comparisons)
+    train: str = "all"  # msfnet stage: "all" weights, or "refiner" only (the rest frozen, run once per sample)
+    max_iterative: int = 3  # msfnet stage: at most this many simulated iterative clicks per sample (RITM: 3)
     progress: bool = True
 
     @property
@@ -104,7 +107,12 @@ class TrainConfig:
     @property
     def clicks(self) -> ClickSimConfig:
         s = self.size / 512
-        return ClickSimConfig(margin=round(3 * s), band=max(2, round(40 * s)))
+        return ClickSimConfig(margin=round(3 * s), band=max(2, round(40 * s)), max_iterative=self.max_iterative)
+
+    @property
+    def bn_frozen(self) -> bool:
+        """BatchNorm in eval mode: asked for, or implied by a refiner-only run (the base is frozen)."""
+        return self.freeze_bn or self.train == "refiner"
 
     def check(self) -> None:
         if self.stage not in STAGES:
@@ -121,6 +129,12 @@ class TrainConfig:
         for name in ("click_weight", "anchor_weight"):
             if not getattr(self, name) >= 0:
                 raise InputError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 0")
+        if self.train not in TRAIN_PARTS:
+            raise InputError(f"--train {self.train!r}: expected one of {', '.join(TRAIN_PARTS)}")
+        if self.train != "all" and self.stage != "msfnet":
+            raise InputError(f"--train {self.train}: applies to the msfnet stage only")
+        if self.max_iterative < 1:
+            raise InputError(f"--max-iterative {self.max_iterative}: must be >= 1")
         if self.anchor is not None and self.stage != "msfnet":
             raise InputError("--anchor keeps an MSFNet's first-click masks: it applies to the msfnet stage only")
         for name in ("composite", "hard_negatives"):
@@ -284,12 +298,15 @@ def load_start_weights(task: "PriorTask | MSFNetTask", path: str) -> int:
             raise CheckpointError(f"{path}: the msfnet stage starts from a segmenter checkpoint, got {type(model).__name__}")
         model = model.msfnet
         want = type(task.trainable)
+    if not isinstance(model, want):
+        raise CheckpointError(f"{path}: its {type(model).__name__} is not the architecture this run trains ({task.trainable.cfg})")
     state = model.state_dict()
-    cfg = getattr(model, "cfg", None)
-    if isinstance(task, MSFNetTask) and task.disk_guidance and cfg is not None and cfg.guidance_channels == 1:
-        embed_dim = task.prior.cfg.embed_dim
-        state, cfg = widen_guidance(state, embed_dim), dataclasses.replace(cfg, guidance_channels=embed_dim + 1)
-    if not isinstance(model, want) or cfg != task.trainable.cfg:
+    if isinstance(task, MSFNetTask):
+        try:  # a disk model may start the chained one, a model without refiner one with it (model/chain.py)
+            state = start_state(state, model.cfg, task.trainable, task.disk_guidance)
+        except ValueError:
+            raise CheckpointError(f"{path}: its MSFNet is not the architecture this run trains ({task.trainable.cfg})") from None
+    elif model.cfg != task.trainable.cfg:
         raise CheckpointError(f"{path}: its {type(model).__name__} is not the architecture this run trains ({task.trainable.cfg})")
     task.trainable.load_state_dict(state)
     return seen
@@ -382,6 +399,11 @@ class MSFNetTask:
         self.encoder = SideEncoders(cfg.click_radius, device)
         self.click_stats = ClickStats()
         self.anchor = load_anchor(cfg.anchor).to(device, memory_format=torch.channels_last) if cfg.anchor else None
+        if cfg.train == "refiner":
+            if self.trainable.refiner is None:
+                raise InputError(f"--train refiner: model {cfg.model or 'segmenter'!r} has no click refiner")
+            for name, p in self.trainable.named_parameters():
+                p.requires_grad_(name.startswith("refiner."))
 
     def backbones(self) -> dict[str, nn.Module]:
         return {"msfnet.backbone": self.trainable.backbone}
@@ -398,6 +420,10 @@ class MSFNetTask:
         image = image.contiguous(memory_format=torch.channels_last)
         first, _ = self.encoder(clicks, image)
         guide = self.guidance(image, first)
+        if self.cfg.train == "refiner":
+            forward = simulate = self.refiner_forward(image, guide)
+        else:
+            forward, simulate = (lambda m: net(image, guide, m)), (lambda m: self.trainable(image, guide, m))
         prev = torch.zeros_like(mask)
         if int(batch["iterations"].max()) > 0:
             raw = self.trainable
@@ -405,14 +431,14 @@ class MSFNetTask:
             raw.eval()  # RITM simulates the clicks with the network in eval mode, under no_grad
 
             def predict(c: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-                return torch.sigmoid(raw(image, guide, torch.cat([self.encoder(c, image)[1], p], dim=1)))
+                return torch.sigmoid(simulate(torch.cat([self.encoder(c, image)[1], p], dim=1)))
 
             clicks, prev = add_iterative_clicks(predict, clicks, batch["iterations"], mask, ignore)
-            set_train_mode(raw, was_training, self.cfg.freeze_bn)
+            set_train_mode(raw, was_training, self.cfg.bn_frozen)
         self.click_stats.add(clicks)
         _, maps = self.encoder(clicks, image)
         inputs = torch.cat([maps, prev.to(image.dtype)], dim=1)
-        logits = net(image, guide, inputs)
+        logits = forward(inputs)
         loss = normalized_focal_loss(logits, mask, ignore)
         if self.cfg.click_weight > 0:
             region = torch.clamp(first + maps.sum(dim=1, keepdim=True), max=1.0)
@@ -420,6 +446,18 @@ class MSFNetTask:
         if self.anchor is not None and self.cfg.anchor_weight > 0:
             loss = loss + self.cfg.anchor_weight * self.anchor_term(batch, image, first, inputs, logits)
         return loss
+
+    def refiner_forward(self, image: torch.Tensor, guide: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """click maps -> logits for a refiner-only run: the frozen base runs once, here, without
+        gradients (it reads no follow-up clicks: model/chain.py), and each call runs the refiner alone."""
+        net = self.trainable
+        if torch.count_nonzero(net.maps_block[0].weight):
+            raise InputError("--train refiner: this MSFNet reads follow-up clicks at its stem, so its base cannot run once per "
+                             "sample; start from a model without refiner (--weights), which model/chain.py converts")
+        with torch.no_grad():
+            zeros = guide.new_zeros((guide.shape[0], net.cfg.map_channels, *guide.shape[2:]))
+            features, logits = net.base(image, guide, zeros)
+        return lambda maps: net.refine(features, guide, maps, logits)
 
     def anchor_term(self, batch: dict[str, torch.Tensor], image: torch.Tensor, first: torch.Tensor,
                     maps: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -571,6 +609,8 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     """Train one stage as configured; returns the summary written to train.json."""
     cfg.check()
     env = init_distributed()
+    if cfg.train == "refiner" and env.world > 1:
+        raise InputError("--train refiner runs in one process (its frozen base is shared by the simulated clicks); drop torchrun")
     micro, rem = divmod(cfg.batch, env.world * cfg.accum)
     if rem or micro < 1:
         raise InputError(f"--batch {cfg.batch}: must be a multiple of processes x --accum = {env.world} x {cfg.accum}")
@@ -647,7 +687,7 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         sampler.set_epoch(epoch)
         train_set.set_epoch(epoch)
         t0 = time.time()
-        set_train_mode(task.trainable, True, cfg.freeze_bn)
+        set_train_mode(task.trainable, True, cfg.bn_frozen)
         losses = []
         stats = getattr(task, "click_stats", None)
         if stats is not None:

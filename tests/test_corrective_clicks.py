@@ -80,7 +80,9 @@ def _synthetic_samples(n: int) -> list[Sample]:
 def test_a_network_whose_map_branch_is_zeroed_obeys_no_negative_click():
     seg = build_model("segmenter_tiny", seed=0).eval()
     with torch.no_grad():
-        seg.msfnet.maps_block[-1].scale.zero_()  # follow-up clicks and the previous mask reach nothing
+        seg.msfnet.maps_block[-1].scale.zero_()  # follow-up clicks and the previous mask reach nothing:
+        seg.msfnet.refiner.correction.weight.zero_()  # neither the stem branch nor the click refiner
+        seg.msfnet.refiner.correction.bias.zero_()
         seg.msfnet.head.classify.bias.fill_(20.0)  # everything predicted: every robot follow-up is negative
     run = evaluate_dataset(_synthetic_samples(3), TorchBackend(seg), max_clicks=4, progress=False)
     assert run.metrics["obey_neg_clicks"] == 9 and run.metrics["obey_pos_clicks"] == 0

@@ -73,3 +73,34 @@ def test_demo_defaults_to_an_installed_reference_and_else_says_untrained(tmp_pat
     assert report["models"] == {}  # the parts table describes the default architecture only
     assert main(["demo", "--out", str(tmp_path / "c"), "--no-export", "--untrained", "--model", "segmenter_tiny"]) == 0
     assert json.loads((tmp_path / "c" / "demo.json").read_text())["untrained"] is True
+
+
+@needs_reference
+def test_the_reference_is_the_chained_model_with_its_refiner_and_v1_stays_loadable():
+    from model.registry import PRESETS, load_model
+    from model.summary import count_params
+
+    v2 = load_model(reference.reference_checkpoint())
+    assert v2.prior is not None and v2.cfg.disk_guidance
+    assert v2.cfg.msfnet == PRESETS["segmenter"].config.msfnet  # OACE + disk guidance, click refiner
+    assert abs(count_params(v2) - 15.2e6) <= 0.05 * 15.2e6
+    assert reference.resolve_checkpoint("reference_v2") == str(reference.reference_checkpoint())
+    v1 = load_model(reference.resolve_checkpoint("reference_v1"))
+    assert v1.prior is None and v1.cfg.msfnet.refiner_width == 0  # the click-disk model v2 was built from
+
+
+@needs_reference
+def test_the_reference_obeys_corrective_taps_on_real_photos(shared_dir):
+    """Issue 16 in small: RITM's robot on the first GrabCut photos, PyTorch. v1 obeyed 0.1 % of
+    negative taps; the refiner makes both kinds count."""
+    from model.backends import TorchBackend
+    from model.data import get_dataset
+    from model.evaluate import evaluate_dataset
+    from model.registry import load_model
+
+    ds = get_dataset("GrabCut", shared_dir / "data")
+    samples = [ds[i] for i in range(4)]
+    run = evaluate_dataset(samples, TorchBackend(load_model(reference.reference_checkpoint())), max_clicks=4, progress=False)
+    m = run.metrics
+    assert m["obey_neg_clicks"] >= 2 and m["obey_neg"] >= 0.75, m
+    assert m["obey_pos_clicks"] >= 2 and m["obey_pos"] >= 0.75, m

@@ -56,6 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="prior stage: share of background patches drawn from other objects and a band around the object (default 0.5)")
     p.add_argument("--freeze-bn", action="store_true",
                    help="BatchNorm in eval mode: keep the start weights' statistics when fine-tuning with small batches of crops")
+    p.add_argument("--train", choices=("all", "refiner"), default="all",
+                   help="msfnet stage: train all weights (default) or the click refiner only, the rest frozen and run once per sample (model/refiner.py)")
+    p.add_argument("--max-iterative", type=int, default=3,
+                   help="msfnet stage: at most this many simulated iterative clicks per training sample (default 3, RITM's)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     p.set_defaults(handler=run)
 
@@ -70,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         schedule=args.schedule, max_minutes=args.max_minutes, resume=args.resume,
         val_fraction=args.val_fraction, val_max=args.val_max, seed=args.seed, workers=args.workers, amp=args.amp, limit=args.limit,
         click_weight=args.click_weight, anchor=args.anchor, anchor_weight=args.anchor_weight, val_robot_clicks=args.val_robot_clicks, composite=args.composite, val_composites=args.val_composites,
-        hard_negatives=args.hard_negatives, freeze_bn=args.freeze_bn,
+        hard_negatives=args.hard_negatives, freeze_bn=args.freeze_bn, train=args.train, max_iterative=args.max_iterative,
         patches=args.patches, contrast=args.contrast, progress=not args.no_progress,
     )
     cfg.check()
