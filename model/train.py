@@ -298,16 +298,17 @@ def load_start_weights(task: "PriorTask | MSFNetTask", path: str) -> int:
             raise CheckpointError(f"{path}: the msfnet stage starts from a segmenter checkpoint, got {type(model).__name__}")
         model = model.msfnet
         want = type(task.trainable)
+    mismatch = CheckpointError(f"{path}: its {type(model).__name__} is not the architecture this run trains ({task.trainable.cfg})")
     if not isinstance(model, want):
-        raise CheckpointError(f"{path}: its {type(model).__name__} is not the architecture this run trains ({task.trainable.cfg})")
+        raise mismatch
     state = model.state_dict()
     if isinstance(task, MSFNetTask):
         try:  # a disk model may start the chained one, a model without refiner one with it (model/chain.py)
             state = start_state(state, model.cfg, task.trainable, task.disk_guidance)
         except ValueError:
-            raise CheckpointError(f"{path}: its MSFNet is not the architecture this run trains ({task.trainable.cfg})") from None
+            raise mismatch from None
     elif model.cfg != task.trainable.cfg:
-        raise CheckpointError(f"{path}: its {type(model).__name__} is not the architecture this run trains ({task.trainable.cfg})")
+        raise mismatch
     task.trainable.load_state_dict(state)
     return seen
 
