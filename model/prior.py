@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from model.hrnet import HRNET_W18_SMALL_V2, HRNetConfig, build_hrnet, conv_bn_relu, upsample
@@ -66,8 +65,14 @@ class OACEPrior(nn.Module):
         """forward() on the already stacked input [B, 4, H, W] (the bundle stacks it channels-last)."""
         f4, f8, f16, f32 = self.backbone(image_and_disk)
         x = self.up3(self.up2(self.up1(f32, f16), f8), f4)
-        emb = F.normalize(self.project(x), dim=1, eps=1e-6)
-        return upsample(emb, 4)
+        return upsample(unit_length(self.project(x)), 4)
+
+
+def unit_length(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """F.normalize(x, dim=1, eps=eps) written as x * rsqrt(max(sum(x^2), eps^2)): the same values, but
+    the norm broadcasts by a plain multiply; F.normalize's export expands it to x's shape, which
+    onnx2tf stores as a constant of ones (262 KB of the int8 bundle at 512)."""
+    return x * torch.rsqrt(torch.clamp((x * x).sum(dim=1, keepdim=True), min=eps * eps))
 
 
 def build_prior(cfg: PriorConfig) -> OACEPrior:

@@ -331,7 +331,7 @@ class SideEncoders:
 class PriorTask:
     """Stage 1: contrastive training of the OACE prior (paper Sec. 3.1)."""
 
-    metric = "val_auc"
+    metric = score_key = "val_auc"
 
     def __init__(self, cfg: TrainConfig, prior_cfg: PriorConfig, device: torch.device):
         self.cfg = cfg
@@ -384,7 +384,13 @@ class PriorTask:
 class MSFNetTask:
     """Stage 2: MSFNet with the prior frozen (or the first click's disk for the ablations), NFL."""
 
-    metric = "val_miou1"
+    score_key = "val_miou1"  # validate()'s per-object score: IoU of the one-click mask
+
+    @property
+    def metric(self) -> str:
+        """The held-out figure that picks the best epoch: mIoU after the robot's follow-up clicks for a
+        refiner-only run (its first masks are the frozen base's), else mIoU@1."""
+        return "val_miou_robot" if self.cfg.train == "refiner" else "val_miou1"
 
     def __init__(self, cfg: TrainConfig, prior_cfg: PriorConfig | None, msf_cfg: MSFNetConfig, device: torch.device):
         self.cfg = cfg
@@ -771,7 +777,7 @@ def validate(task: PriorTask | MSFNetTask, val_set: TrainSet, batch: int, device
         scores += s
         for k, v in more.items():
             extra.setdefault(k, []).extend(v)
-    row = {"val_loss": float(sum(losses) / n), task.metric: float(np.mean(scores)) if scores else float("nan"), "val_objects": n}
+    row = {"val_loss": float(sum(losses) / n), task.score_key: float(np.mean(scores)) if scores else float("nan"), "val_objects": n}
     row.update({k: float(np.mean(v)) for k, v in extra.items() if v})
     return row
 
@@ -882,7 +888,7 @@ def write_logs(out: Path, cfg: TrainConfig, history: list[dict[str, Any]], best:
                init_report: Any, seconds: float) -> None:
     summary = json_summary(cfg, history, best, init_report, seconds)
     write_json_atomic(out / "train.json", summary)
-    metric = ["val_auc", "val_auc_distance"] if cfg.stage == "prior" else ["val_miou1", "val_obey_pos", "val_obey_neg", "val_click_target", "val_containment", "val_interior_spread"]
+    metric = ["val_auc", "val_auc_distance"] if cfg.stage == "prior" else ["val_miou1", "val_miou_robot", "val_obey_pos", "val_obey_neg", "val_click_target", "val_containment", "val_interior_spread"]
     cols = ["epoch", "train_loss", "val_loss", *metric, "crops_per_s", "seconds"]
     lines = [",".join(cols)] + [",".join(_fmt(r.get(c)) for c in cols) for r in history]
     write_text_atomic(out / "metrics.csv", "\n".join(lines) + "\n")

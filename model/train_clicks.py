@@ -214,7 +214,9 @@ def robot_obedience(
     predict(clicks, prev_mask) -> probabilities [B, 1, H, W]; clicks hold each sample's clicks so far.
     Each round predicts, places the next click at the centre of the larger error, predicts again
     with that click and the previous mask, and scores 1.0 when the new mask agrees with the click's
-    label at the clicked pixel. Returns {"val_obey_pos": [...], "val_obey_neg": [...]}.
+    label at the clicked pixel. Returns {"val_obey_pos": [...], "val_obey_neg": [...],
+    "val_miou_robot": [...]}: the last with each sample's IoU after the last round (ignore excluded),
+    the figure a refiner-only run is judged by (its first mask is fixed).
     """
     out: dict[str, list[float]] = {"val_obey_pos": [], "val_obey_neg": []}
     clicks = clicks.clone()
@@ -233,4 +235,7 @@ def robot_obedience(
         for i, x, y, label in added:
             inside = bool(probs[i, 0, y, x] > threshold)
             out["val_obey_pos" if label == POSITIVE else "val_obey_neg"].append(float(inside == (label == POSITIVE)))
+    final = (probs[:, 0].cpu().numpy() > threshold) & ~ig_np
+    inter, union = (final & gt_np).sum(axis=(1, 2)), ((final | gt_np) & ~ig_np).sum(axis=(1, 2))
+    out["val_miou_robot"] = (inter / np.maximum(union, 1)).tolist()
     return out

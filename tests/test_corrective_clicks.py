@@ -99,11 +99,13 @@ def test_training_validation_scores_obedience_per_label():
 
     out = robot_obedience(everything, clicks, gt, torch.zeros_like(gt), rounds=2)
     assert out["val_obey_neg"] == [0.0] * 4 and out["val_obey_pos"] == []
+    assert out["val_miou_robot"] == pytest.approx([400 / 1600] * 2)  # a 20x20 object in a 40x40 image
 
     def obeys(c, prev):  # the object, minus nothing: perfect after any click, so the robot stops
         return gt.clone()
 
-    assert robot_obedience(obeys, clicks, gt, torch.zeros_like(gt), rounds=2) == {"val_obey_pos": [], "val_obey_neg": []}
+    assert robot_obedience(obeys, clicks, gt, torch.zeros_like(gt), rounds=2) == {
+        "val_obey_pos": [], "val_obey_neg": [], "val_miou_robot": [1.0, 1.0]}
 
 
 # ---------------------------------------------------------------- zoom-in

@@ -97,7 +97,8 @@ def test_int8_computes_in_integers_except_the_documented_float_ops(tiny_export):
     # click-encoding matmul and clamp (float by design), the prior's L2 normalization and, in the chain
     # (OACE + disk guidance), the x4 resize of that float embedding before it meets the float disk, and the
     # click refiner's follow-up gate (one clamp of a [1, 1, 1, 1] maximum); every conv is int8
-    assert set(contents.float_ops) <= {"BATCH_MATMUL", "MINIMUM", "SQUARE", "SQRT", "MAXIMUM", "DIV", "SUM", "RESIZE_BILINEAR"}
+    assert set(contents.float_ops) <= {"BATCH_MATMUL", "MINIMUM", "MUL", "MAXIMUM", "RSQRT", "SUM", "RESIZE_BILINEAR"}
+    assert contents.float_ops.get("MUL", 0) <= 2  # the normalization's x * x and x * rsqrt(.), nothing else
     assert contents.float_ops.get("BATCH_MATMUL") == 2 and contents.float_ops.get("MINIMUM") == 3
     assert contents.op_counts["CONV_2D"] > 100 and "CONV_2D" not in contents.float_ops
 

@@ -152,3 +152,13 @@ def test_train_refiner_refuses_a_model_without_refiner_and_a_base_that_reads_cli
         task.loss(_batch(), task.trainable)
     with pytest.raises(InputError, match="--train"):
         TrainConfig(stage="prior", data="d", out="o", train="refiner").check()
+
+
+def test_a_refiner_only_run_is_judged_by_the_mask_after_the_robot_clicks(disk_start):
+    cfg, task = _refiner_task(disk_start, val_robot_clicks=2)
+    assert task.metric == "val_miou_robot"  # the first masks are the frozen base's: mIoU@1 cannot move
+    loss, ious, extra = task.validate(_batch())
+    assert len(ious) == 4 and len(extra["val_miou_robot"]) == 4
+    assert all(0.0 <= v <= 1.0 for v in extra["val_miou_robot"]) and loss > 0
+    task.cfg = dataclasses.replace(cfg, train="all")
+    assert task.metric == "val_miou1"
