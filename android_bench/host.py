@@ -6,15 +6,16 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
-from android_bench.common import HOST_LABEL, aggregate, describe_model, fail, interpreter_class, new_report, verify_tflite
+from android_bench.common import aggregate, describe_model, fail, interpreter_class, new_report, verify_tflite
+from android_bench.config import HostBenchConfig
 from android_bench.host_cpu import cpu_facts, int8_note
 from android_bench.limits import check_run_counts, check_targets
-from android_bench.profiles import get_profile, verdict, with_targets
+from android_bench.profiles import DeviceProfile, get_profile, verdict, with_targets
 from android_bench.report import write_bench_reports
 from oace.errors import ToolkitError
 
@@ -47,7 +48,6 @@ def random_inputs(details: dict[str, dict[str, Any]], seed: int = 0) -> dict[str
     return out
 
 
-
 def _stats_ms(samples: Sequence[float]) -> dict[str, Any]:
     a = np.asarray(samples, dtype=np.float64)
     return {
@@ -61,7 +61,8 @@ def _stats_ms(samples: Sequence[float]) -> dict[str, Any]:
     }
 
 
-def _one_host_config(model: Path, threads: int, warmup: int, runs: int, seed: int, progress: bool) -> dict[str, Any]:
+def _load(model: Path, threads: int) -> tuple[Any, str, dict[str, float]]:
+    """The interpreter with its tensors allocated, its runtime's name, and the load times (ms)."""
     Interpreter, runtime = interpreter_class()
     verify_tflite(model)  # cached: the file was checked once in a capped child process
     t0 = time.perf_counter()
@@ -71,46 +72,69 @@ def _one_host_config(model: Path, threads: int, warmup: int, runs: int, seed: in
     t2 = time.perf_counter()
     interp.allocate_tensors()
     t3 = time.perf_counter()
-    sigs = interp.get_signature_list()
-    if sigs:
-        key = next(iter(sigs))
-        runner = interp.get_signature_runner(key)
-        inputs = random_inputs(runner.get_input_details(), seed)
-
-        def call() -> None:
-            runner(**inputs)
-
-        addressing = f"signature runner '{key}'"
-    else:
-        details = interp.get_input_details()
-        inputs = random_inputs({d["name"]: d for d in details}, seed)
-        index = {d["name"]: d["index"] for d in details}
-        outs = interp.get_output_details()
-
-        def call() -> None:
-            for n, a in inputs.items():
-                interp.set_tensor(index[n], a)
-            interp.invoke()
-            for o in outs:
-                interp.get_tensor(o["index"])
-
-        addressing = "input/output details (no signature)"
-    warm = []
-    for _ in range(max(1, warmup)):
-        s = time.perf_counter()
-        call()
-        warm.append((time.perf_counter() - s) * 1000)
-    samples = []
-    for _ in tqdm(range(runs), desc=f"host {threads} thread(s)", unit="run", disable=None if progress else True, leave=False):
-        s = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - s) * 1000)
-    res = {
-        "status": "ok",
+    times = {
         "read_ms": round((t1 - t0) * 1000, 4),
         "build_ms": round((t2 - t1) * 1000, 4),
         "allocate_ms": round((t3 - t2) * 1000, 4),
         "init_ms": round((t3 - t0) * 1000, 4),
+    }
+    return interp, runtime, times
+
+
+def _signature_call(interp: Any, key: str, seed: int) -> Callable[[], None]:
+    """One call of signature `key` on seeded random inputs."""
+    runner = interp.get_signature_runner(key)
+    inputs = random_inputs(runner.get_input_details(), seed)
+
+    def call() -> None:
+        runner(**inputs)
+
+    return call
+
+
+def _tensor_call(interp: Any, seed: int) -> Callable[[], None]:
+    """Set every input (seeded random), invoke, read every output: for a model without signatures."""
+    details = interp.get_input_details()
+    inputs = random_inputs({d["name"]: d for d in details}, seed)
+    index = {d["name"]: d["index"] for d in details}
+    outs = interp.get_output_details()
+
+    def call() -> None:
+        for n, a in inputs.items():
+            interp.set_tensor(index[n], a)
+        interp.invoke()
+        for o in outs:
+            interp.get_tensor(o["index"])
+
+    return call
+
+
+def _invoker(interp: Any, seed: int) -> tuple[Callable[[], None], str]:
+    """One inference call (the first signature, else input/output details) and how it addresses the model."""
+    sigs = interp.get_signature_list()
+    if sigs:
+        key = next(iter(sigs))
+        return _signature_call(interp, key, seed), f"signature runner '{key}'"
+    return _tensor_call(interp, seed), "input/output details (no signature)"
+
+
+def _call_ms(call: Callable[[], None]) -> float:
+    s = time.perf_counter()
+    call()
+    return (time.perf_counter() - s) * 1000
+
+
+def _one_host_config(model: Path, threads: int, config: HostBenchConfig) -> dict[str, Any]:
+    """Load the model at `threads` threads, then time max(1, warmup) warm-up calls and `runs` calls."""
+    interp, runtime, load_times = _load(model, threads)
+    call, addressing = _invoker(interp, config.seed)
+    warm = [_call_ms(call) for _ in range(max(1, config.warmup))]
+    bar = tqdm(range(config.runs), desc=f"host {threads} thread(s)", unit="run",
+               disable=None if config.progress else True, leave=False)
+    samples = [_call_ms(call) for _ in bar]
+    return {
+        "status": "ok",
+        **load_times,
         "first_inference_ms": round(warm[0], 4),
         "warmup_avg_ms": round(float(np.mean(warm)), 4),
         "warmup_runs": len(warm),
@@ -121,62 +145,70 @@ def _one_host_config(model: Path, threads: int, warmup: int, runs: int, seed: in
         "delegate": None,
         "delegation": "none",
     }
-    return res
+
+
+def _host_configuration(
+    model: Path, threads: int, config: HostBenchConfig, prof: DeviceProfile, model_info: dict[str, Any],
+) -> dict[str, Any]:
+    """One thread count measured, aggregated and judged (the verdict scoped as a host check)."""
+    res = _one_host_config(model, threads, config)
+    cfg = {"name": f"host-cpu-{threads}t", "delegate": "cpu", "threads": threads, "repeats": [res],
+           "aggregate": aggregate([res])}
+    cfg["verdict"] = verdict(
+        cfg["aggregate"]["init_ms"], cfg["aggregate"]["inference_avg_ms"], prof,
+        preprocessing_in_graph=model_info.get("preprocessing_in_graph"), preprocess_ms=config.preprocess_ms,
+    )
+    cfg["verdict"]["scope"] = "host check only: the targets apply to the phone"
+    return cfg
+
+
+def _first_report(
+    model_info: dict[str, Any], prof: DeviceProfile, config: HostBenchConfig, threads: list[int],
+    argv: Sequence[str] | None,
+) -> dict[str, Any]:
+    report = new_report("host", model_info, prof, argv)
+    facts = cpu_facts()
+    int8_model = (model_info.get("macs") or {}).get("precision") == "int8"
+    report["host"] = {**facts, "int8_note": int8_note(facts) if int8_model else None}  # only int8 figures mislead
+    report["settings"] = {"threads": list(threads), "warmup": config.warmup, "runs": config.runs,
+                          "seed": config.seed, "preprocess_ms": config.preprocess_ms}
+    return report
+
+
+def _measure(
+    model: Path, config: HostBenchConfig, threads: list[int], prof: DeviceProfile, report: dict[str, Any],
+) -> None:
+    """Every thread count in turn (the report written after each), then the kernel floor if asked."""
+    out_dir = Path(config.out)
+    for t in threads:
+        report["configurations"].append(_host_configuration(model, t, config, prof, report["model"]))
+        write_bench_reports(report, out_dir)
+    if config.kernel_floor:
+        from android_bench.kernel_floor import build_probe, measure_floor
+
+        with tempfile.TemporaryDirectory(prefix="oace_floor_") as tmp:
+            report["kernel_floor"] = measure_floor(build_probe(tmp), threads)
+        write_bench_reports(report, out_dir)
 
 
 def bench_host(
-    model: str | os.PathLike,
-    *,
-    threads: Sequence[int] = (1, 2),
-    warmup: int = 5,
-    runs: int = 30,
-    seed: int = 0,
-    out: str | os.PathLike = "runs/bench",
-    profile: str | None = None,
-    target_load_ms: float | None = None,
-    target_inference_ms: float | None = None,
-    preprocess_ms: float | None = None,
-    progress: bool = True,
-    kernel_floor: bool = False,
-    argv: Sequence[str] | None = None,
+    model: str | os.PathLike, config: HostBenchConfig = HostBenchConfig(), *, argv: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Benchmark a .tflite with the LiteRT interpreter on this computer, for each thread count.
 
     load = model read + interpreter build + allocate_tensors; inference = one signature-runner call
     (input copy-in, invoke, output copy-out), `warmup` calls then `runs` timed calls.
-    kernel_floor: also measure this CPU's int8 and fp32 convolution floor at the same thread counts
+    config.kernel_floor: also measure this CPU's int8 and fp32 convolution floor at the same thread counts
     (android_bench/kernel_floor.py, under half a minute), so the model's ms/GMAC can be read against it.
     """
-    threads = check_run_counts(threads=threads, warmup=warmup, runs=runs)  # bounded: see android_bench/limits.py
-    check_targets(target_load_ms, target_inference_ms, preprocess_ms)
+    threads = check_run_counts(threads=config.threads, warmup=config.warmup, runs=config.runs)  # bounded: see android_bench/limits.py
+    check_targets(config.target_load_ms, config.target_inference_ms, config.preprocess_ms)
     model_info = describe_model(model)
-    prof = with_targets(get_profile(profile), target_load_ms, target_inference_ms)
-    report = new_report("host", model_info, prof, argv)
-    report["label"] = HOST_LABEL
-    facts = cpu_facts()
-    int8_model = (model_info.get("macs") or {}).get("precision") == "int8"
-    report["host"] = {**facts, "int8_note": int8_note(facts) if int8_model else None}  # only int8 figures mislead
-    report["settings"] = {"threads": list(threads), "warmup": warmup, "runs": runs, "seed": seed,
-                          "preprocess_ms": preprocess_ms}
-    out_dir = Path(out)
+    prof = with_targets(get_profile(config.profile), config.target_load_ms, config.target_inference_ms)
+    report = _first_report(model_info, prof, config, threads, argv)
+    out_dir = Path(config.out)
     try:
-        for t in threads:
-            name = f"host-cpu-{t}t"
-            res = _one_host_config(Path(model), t, warmup, runs, seed, progress)
-            cfg = {"name": name, "delegate": "cpu", "threads": t, "repeats": [res], "aggregate": aggregate([res])}
-            cfg["verdict"] = verdict(
-                cfg["aggregate"]["init_ms"], cfg["aggregate"]["inference_avg_ms"], prof,
-                preprocessing_in_graph=model_info.get("preprocessing_in_graph"), preprocess_ms=preprocess_ms,
-            )
-            cfg["verdict"]["scope"] = "host check only: the targets apply to the phone"
-            report["configurations"].append(cfg)
-            write_bench_reports(report, out_dir)
-        if kernel_floor:
-            from android_bench.kernel_floor import build_probe, measure_floor
-
-            with tempfile.TemporaryDirectory(prefix="oace_floor_") as tmp:
-                report["kernel_floor"] = measure_floor(build_probe(tmp), threads)
-            write_bench_reports(report, out_dir)
+        _measure(Path(model), config, threads, prof, report)
     except ToolkitError as exc:
         return fail(report, out_dir, str(exc))
     except Exception as exc:  # noqa: BLE001 - the interpreter raises plain RuntimeError/ValueError

@@ -23,37 +23,60 @@ def _fmt(v: Any, nd: int = 1) -> str:
     return str(v)
 
 
+_HOST_FOOTER = ("These are host figures from this computer's CPU. They are not phone figures; the verdict "
+                "column is an indication only. Measure on the phone with `oace bench --device`.", "")
+_DEVICE_FOOTER = ("Load = benchmark_model `Init` (model load + interpreter build + delegate); avg = mean over "
+                  "repeats of the steady-state `Inference (avg)`; min/max over every run of every repeat. "
+                  "Raw logs: `raw/`.", "")
+
+
 def render_markdown(report: dict[str, Any]) -> str:
-    mode = report["mode"]
-    prof = report["profile"]
+    """bench.md's text; reads the report, never changes it."""
     lines = [f"# Benchmark: {Path(report['model']['path']).name}", "", f"**{report['label']}**", ""]
-    if mode == "device":
-        d = report.get("device") or {}
-        cpu = d.get("cpu") or {}
-        clusters = ", ".join(f"{len(c['cpus'])}x{c['max_mhz']:.0f} MHz" for c in cpu.get("clusters", []))
-        lines += [
-            f"Device: {d.get('model')} ({d.get('serial')}), SoC {d.get('soc')}, Android {d.get('android_version')} "
-            f"(SDK {d.get('sdk')}), ABI {d.get('abi')}, CPU {clusters or '-'}",
-        ]
-        th = report.get("thermal") or {}
-        b, a = th.get("before") or {}, th.get("after") or {}
-        lines += [
-            f"Temperature: battery {_fmt(b.get('battery_c'))} -> {_fmt(a.get('battery_c'))} C, "
-            f"hottest zone {_fmt(b.get('thermal_max_c'))} -> {_fmt(a.get('thermal_max_c'))} C",
-        ]
-    else:
-        h = report.get("host") or {}
-        runtimes = sorted({r.get("runtime") for c in report["configurations"] for r in c["repeats"] if r.get("runtime")})
-        isa = ", ".join(h.get("vector_isa") or []) or "-"
-        lines += [f"Host: {h.get('cpu')} ({h.get('cores')} cores, {h.get('machine')}), "
-                  f"interpreter {', '.join(runtimes) or '-'}",
-                  f"Host vector ISA: {isa}; int8 dot-product instructions: {dot_product_text(h)}"]
-    s = report.get("settings") or {}
-    lines += [
+    lines += _device_lines(report) if report["mode"] == "device" else _host_lines(report)
+    lines += _settings_lines(report)
+    lines.append(_results_table(report))
+    lines += _warnings_section(report)
+    if report.get("kernel_floor"):
+        macs = report["model"].get("macs") or {}
+        lines += _floor_section(report["kernel_floor"], report["configurations"], macs.get("precision"))
+    lines += _HOST_FOOTER if report["mode"] == "host" else _DEVICE_FOOTER
+    return "\n".join(lines) + "\n"
+
+
+def _device_lines(report: dict[str, Any]) -> list[str]:
+    """The phone and its temperatures before -> after."""
+    d = report.get("device") or {}
+    cpu = d.get("cpu") or {}
+    clusters = ", ".join(f"{len(c['cpus'])}x{c['max_mhz']:.0f} MHz" for c in cpu.get("clusters", []))
+    th = report.get("thermal") or {}
+    b, a = th.get("before") or {}, th.get("after") or {}
+    return [
+        f"Device: {d.get('model')} ({d.get('serial')}), SoC {d.get('soc')}, Android {d.get('android_version')} "
+        f"(SDK {d.get('sdk')}), ABI {d.get('abi')}, CPU {clusters or '-'}",
+        f"Temperature: battery {_fmt(b.get('battery_c'))} -> {_fmt(a.get('battery_c'))} C, "
+        f"hottest zone {_fmt(b.get('thermal_max_c'))} -> {_fmt(a.get('thermal_max_c'))} C",
+    ]
+
+
+def _host_lines(report: dict[str, Any]) -> list[str]:
+    """This computer's CPU and the interpreter that ran."""
+    h = report.get("host") or {}
+    runtimes = sorted({r.get("runtime") for c in report["configurations"] for r in c["repeats"] if r.get("runtime")})
+    isa = ", ".join(h.get("vector_isa") or []) or "-"
+    return [f"Host: {h.get('cpu')} ({h.get('cores')} cores, {h.get('machine')}), "
+            f"interpreter {', '.join(runtimes) or '-'}",
+            f"Host vector ISA: {isa}; int8 dot-product instructions: {dot_product_text(h)}"]
+
+
+def _settings_lines(report: dict[str, Any]) -> list[str]:
+    """Targets, settings, where preprocessing runs, the model's MACs and the status."""
+    prof, s = report["profile"], report.get("settings") or {}
+    lines = [
         f"Targets ({prof['name']}): load <= {prof['load_ms']:g} ms, inference <= {prof['inference_ms']:g} ms",
         f"Settings: warmup {s.get('warmup')}, runs {s.get('runs')}"
         + (f", repeats {s.get('repeats')}, cool-down {s.get('cooldown_s')} s, cpu mask {s.get('cpu_mask') or '-'}"
-           if mode == "device" else ""),
+           if report["mode"] == "device" else ""),
     ]
     pig = report["model"].get("preprocessing_in_graph")
     lines.append(
@@ -66,53 +89,57 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append(f"Model: {macs['gmacs']:.2f} GMACs per call, {macs['precision']} kernels carry most of them")
     lines.append(f"Status: **{report['status']}**" + (f" - {report['error']}" if report.get("error") else ""))
     lines.append("")
+    return lines
+
+
+def _delegation_text(c: dict[str, Any]) -> str:
+    last = c["repeats"][-1] if c["repeats"] else {}
+    if c.get("delegate") not in (None, "cpu"):
+        kernels = last.get("delegate_kernels")
+        return f"{last.get('delegation')}" + (f" ({kernels} kernels)" if kernels else "")
+    return "CPU" + (" (XNNPACK)" if last.get("delegate") == "xnnpack" else "")
+
+
+def _result_text(c: dict[str, Any], mode: str) -> str:
+    v = c.get("verdict") or {}
+    result = v.get("result", "-")
+    if any(w.startswith("DELEGATE FELL BACK") for w in v.get("warnings", [])):
+        result += " (CPU FALLBACK!)"
+    if mode == "host" and result != "-":
+        result = f"host: {result}"
+    return result
+
+
+def _results_table(report: dict[str, Any]) -> str:
+    """One row per configuration: delegation, repeats ok, load / latency figures, ms/GMAC, verdict."""
+    mode = report["mode"]
     rows = []
-    warnings = []
     for c in report["configurations"]:
         a = c.get("aggregate") or {}
-        v = c.get("verdict") or {}
-        last = c["repeats"][-1] if c["repeats"] else {}
-        deleg = last.get("delegation")
-        if c.get("delegate") not in (None, "cpu"):
-            deleg_txt = f"{deleg}" + (f" ({last.get('delegate_kernels')} kernels)" if last.get("delegate_kernels") else "")
-        else:
-            deleg_txt = "CPU" + (" (XNNPACK)" if last.get("delegate") == "xnnpack" else "")
-        result = v.get("result", "-")
-        if any(w.startswith("DELEGATE FELL BACK") for w in v.get("warnings", [])):
-            result += " (CPU FALLBACK!)"
-        if mode == "host" and result != "-":
-            result = f"host: {result}"
         rows.append([
-            c["name"], c["threads"], deleg_txt, f"{a.get('repeats_ok', 0)}/{a.get('repeats', 0)}",
+            c["name"], c["threads"], _delegation_text(c), f"{a.get('repeats_ok', 0)}/{a.get('repeats', 0)}",
             _fmt(a.get("init_ms")), _fmt(a.get("first_inference_ms")), _fmt(a.get("inference_avg_ms")),
             _fmt(a.get("inference_std_ms"), 2), _fmt(a.get("inference_p50_ms") or a.get("inference_min_ms")),
             _fmt(a.get("inference_p90_ms") or a.get("inference_max_ms")), _fmt(a.get("peak_memory_mb")),
-            _fmt(c.get("ms_per_gmac"), 2), result,
+            _fmt(c.get("ms_per_gmac"), 2), _result_text(c, mode),
         ])
-        for w in v.get("warnings", []):
-            warnings.append(f"- **{c['name']}: {w}**")
     head2 = "p50 ms" if mode == "host" else "min ms"
     head3 = "p90 ms" if mode == "host" else "max ms"
-    lines.append(markdown_table(
+    return markdown_table(
         ["config", "threads", "delegation", "repeats ok", "load ms", "first ms", "avg ms", "std ms", head2, head3,
          "peak MB", "ms/GMAC", "verdict"],
         rows,
-    ))
+    )
+
+
+def _warnings_section(report: dict[str, Any]) -> list[str]:
+    """Every configuration's verdict warnings, then the host's int8 note; nothing when there are none."""
+    warnings = [f"- **{c['name']}: {w}**" for c in report["configurations"]
+                for w in (c.get("verdict") or {}).get("warnings", [])]
     note = (report.get("host") or {}).get("int8_note")
     if note:
         warnings.append(f"- **{note}**")
-    if warnings:
-        lines += ["## Warnings", "", *warnings, ""]
-    if report.get("kernel_floor"):
-        lines += _floor_section(report["kernel_floor"], report["configurations"], (macs or {}).get("precision"))
-    if mode == "host":
-        lines += ["These are host figures from this computer's CPU. They are not phone figures; the verdict "
-                  "column is an indication only. Measure on the phone with `oace bench --device`.", ""]
-    else:
-        lines += ["Load = benchmark_model `Init` (model load + interpreter build + delegate); avg = mean over "
-                  "repeats of the steady-state `Inference (avg)`; min/max over every run of every repeat. "
-                  "Raw logs: `raw/`.", ""]
-    return "\n".join(lines) + "\n"
+    return ["## Warnings", "", *warnings, ""] if warnings else []
 
 
 def _floor_section(floor: dict[str, Any], configs: list[dict[str, Any]], precision: str | None) -> list[str]:

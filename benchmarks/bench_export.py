@@ -114,6 +114,15 @@ def run_block(args: argparse.Namespace, name: str, n: int) -> dict:
 
 
 def main() -> int:
+    args = parser().parse_args()
+    if args.worker:
+        print(json.dumps(measure_block(args)))
+        return 0
+    compare(args)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--export-dir", default="runs/demo")
     ap.add_argument("--checkpoint", default=None)
@@ -124,63 +133,91 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=2, help="untimed calls before each block")
     ap.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
     ap.add_argument("--worker-threads", type=int, help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.worker:
-        print(json.dumps(measure_block(args)))
-        return 0
+    return ap
 
-    from android_bench.host_cpu import cpu_facts, dot_product_text
+
+def compare(args: argparse.Namespace) -> dict:
+    """The parent process: every config measured in alternating blocks at each thread count, then
+    the table and the targets printed and bench_export.json written beside the files."""
+    from android_bench.host_cpu import cpu_facts
     from android_bench.kernel_floor import build_probe
-    from export.tflite_convert import saved_model_to_tflite
-    from model.registry import build_model, load_model
-    from model.summary import count_macs
 
     d = Path(args.export_dir)
-    if not (d / "oace_segmenter_fp16.tflite").exists() and (d / "saved_model").is_dir():
-        saved_model_to_tflite(d / "saved_model", d / "oace_segmenter_fp16.tflite", precision="fp16")
-    model = load_model(args.checkpoint) if args.checkpoint else build_model(args.model)
-    gmacs = count_macs("segmenter", model.cfg, model.cfg.input_size) / 1e9
+    gmacs = prepare(args, d)
     probe = build_probe(d / FLOOR_DIR)
     threads = [int(t) for t in args.threads.split(",")]
     configs = [c for c in CONFIGS if not c.startswith("tflite") or (d / f"oace_segmenter_{c.split()[1]}.tflite").exists()]
     cpu = cpu_facts()
-    rows, results = [], {"gmacs": gmacs, "floor_probe_gmacs": probe.gmacs, "cpu": cpu, "runs": args.runs,
-                         "rounds": args.rounds, "warmup": args.warmup, "isolation": "one process per block", "configs": []}
+    results = {"gmacs": gmacs, "floor_probe_gmacs": probe.gmacs, "cpu": cpu, "runs": args.runs,
+               "rounds": args.rounds, "warmup": args.warmup, "isolation": "one process per block", "configs": []}
     for n in threads:
-        blocks: dict[str, list[dict]] = {name: [] for name in configs}
-        for _ in range(args.rounds):
-            for name in configs:
-                blocks[name].append(run_block(args, name, n))
-        for name in configs:
-            times = [t for b in blocks[name] for t in b["times"]]
-            loads = [b["load_ms"] for b in blocks[name] if b["load_ms"] is not None]
-            per_gmac = probe.gmacs if name.startswith("conv floor") else gmacs
-            entry = {"name": name, "threads": n, "load_ms": statistics.median(loads) if loads else None,
-                     "avg_ms": statistics.mean(times), "p50_ms": statistics.median(times), "std_ms": statistics.pstdev(times),
-                     "bytes": blocks[name][0]["bytes"], "ms_per_gmac": statistics.median(times) / per_gmac}
-            results["configs"].append(entry)
-            print(f"{name:>16} {n} thr: load {entry['load_ms'] and round(entry['load_ms'], 1)} ms, "
-                  f"p50 {entry['p50_ms']:.1f} ms (avg {entry['avg_ms']:.1f}, std {entry['std_ms']:.1f})", flush=True)
-
+        results["configs"] += measure_threads(args, configs, n, gmacs, probe.gmacs)
     by = {(c["name"], c["threads"]): c for c in results["configs"]}
-    for c in results["configs"]:
+    rows = table_rows(results["configs"], by)
+    results["targets"] = {str(n): judge(by, n, gmacs) for n in threads}
+    results.update(provenance())
+    write_json_atomic(d / "bench_export.json", results)
+    print_summary(results, rows, threads)
+    return results
+
+
+def prepare(args: argparse.Namespace, d: Path) -> float:
+    """Convert the fp16 file from saved_model/ when the export has none; the network's GMACs at its input size."""
+    from export.tflite_convert import saved_model_to_tflite
+    from model.registry import build_model, load_model
+    from model.summary import count_macs
+
+    if not (d / "oace_segmenter_fp16.tflite").exists() and (d / "saved_model").is_dir():
+        saved_model_to_tflite(d / "saved_model", d / "oace_segmenter_fp16.tflite", precision="fp16")
+    model = load_model(args.checkpoint) if args.checkpoint else build_model(args.model)
+    return count_macs("segmenter", model.cfg, model.cfg.input_size) / 1e9
+
+
+def measure_threads(args: argparse.Namespace, configs: list[str], n: int, gmacs: float, floor_gmacs: float) -> list[dict]:
+    """--rounds blocks of every config at `n` threads, alternating; one summary entry per config
+    (ms/GMAC against the network's `gmacs`, or the conv floor probe's `floor_gmacs`)."""
+    blocks: dict[str, list[dict]] = {name: [] for name in configs}
+    for _ in range(args.rounds):
+        for name in configs:
+            blocks[name].append(run_block(args, name, n))
+    entries = []
+    for name in configs:
+        times = [t for b in blocks[name] for t in b["times"]]
+        loads = [b["load_ms"] for b in blocks[name] if b["load_ms"] is not None]
+        per_gmac = floor_gmacs if name.startswith("conv floor") else gmacs
+        entry = {"name": name, "threads": n, "load_ms": statistics.median(loads) if loads else None,
+                 "avg_ms": statistics.mean(times), "p50_ms": statistics.median(times), "std_ms": statistics.pstdev(times),
+                 "bytes": blocks[name][0]["bytes"], "ms_per_gmac": statistics.median(times) / per_gmac}
+        entries.append(entry)
+        print(f"{name:>16} {n} thr: load {entry['load_ms'] and round(entry['load_ms'], 1)} ms, "
+              f"p50 {entry['p50_ms']:.1f} ms (avg {entry['avg_ms']:.1f}, std {entry['std_ms']:.1f})", flush=True)
+    return entries
+
+
+def table_rows(entries: list[dict], by: dict[tuple[str, int], dict]) -> list[tuple]:
+    """Each entry's row of the printed table; sets each entry's `x_slower_than_int8`."""
+    rows = []
+    for c in entries:
         int8 = by.get(("tflite int8", c["threads"]))
         c["x_slower_than_int8"] = c["p50_ms"] / int8["p50_ms"] if int8 and not c["name"].startswith("conv floor") else None
         rows.append((c["name"], c["threads"], f"{c['bytes'] / 1e6:.2f}" if c["bytes"] else "-",
                      f"{c['load_ms']:.1f}" if c["load_ms"] is not None else "-", f"{c['p50_ms']:.1f}", f"{c['avg_ms']:.1f}",
                      f"{c['ms_per_gmac']:.2f}", f"{c['x_slower_than_int8']:.2f}x" if c["x_slower_than_int8"] else "-"))
-    results["targets"] = {str(n): judge(by, n, gmacs) for n in threads}
-    results.update(provenance())
-    write_json_atomic(d / "bench_export.json", results)
-    print(f"\nsegmenter: {gmacs:.2f} GMACs at 512x512; host figures (this CPU: {cpu['cpu']}, {cpu['cores']} cores, "
+    return rows
+
+
+def print_summary(results: dict, rows: list[tuple], threads: list[int]) -> None:
+    from android_bench.host_cpu import dot_product_text
+
+    cpu = results["cpu"]
+    print(f"\nsegmenter: {results['gmacs']:.2f} GMACs at 512x512; host figures (this CPU: {cpu['cpu']}, {cpu['cores']} cores, "
           f"int8 dot-product instructions: {dot_product_text(cpu)}), not a phone\n")
     print(markdown_table(["config", "threads", "MB", "load ms", "median ms", "mean ms", "ms/GMAC (median)", "time vs int8"], rows))
     print("(conv floor rows: 3x3 convolutions alone at HRNet-W18's widths, "
-          f"{probe.gmacs:.2f} GMACs, android_bench/kernel_floor.py)\n")
+          f"{results['floor_probe_gmacs']:.2f} GMACs, android_bench/kernel_floor.py)\n")
     for n in threads:
         for line in results["targets"][str(n)]["lines"]:
             print(f"{n} thread(s): {line}")
-    return 0
 
 
 def judge(by: dict[tuple[str, int], dict], threads: int, gmacs: float) -> dict:

@@ -19,7 +19,7 @@ import numpy as np
 from model.backends import open_backend
 from model.click_metrics import multi_object_metrics
 from model.evaluate import Session
-from model.train_data import TrainSet, open_datasets, parse_specs, split_indices
+from model.train_data import TrainSet, TrainSetConfig, open_datasets, parse_specs, split_indices
 from model.train_clicks import ClickSimConfig
 from oace.reports import markdown_table, provenance, write_report
 
@@ -27,7 +27,8 @@ from oace.reports import markdown_table, provenance, write_report
 def heldout_samples(data: str, n: int, seed: int, size: int, val_fraction: float, val_max: int):
     datasets = open_datasets(parse_specs(data))
     _, val_idx = split_indices(sum(len(d) for d in datasets), val_fraction, seed)
-    val = TrainSet(datasets, val_idx[:val_max], size, ClickSimConfig(), seed=seed, train=False, multi_click=False)
+    val = TrainSet(datasets, val_idx[:val_max],
+                   TrainSetConfig(size=size, clicks=ClickSimConfig(), seed=seed, train=False, multi_click=False))
     return val.heldout_composites(n)
 
 

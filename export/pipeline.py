@@ -65,6 +65,21 @@ class ExportOptions:
     weights: str = "unknown"
     verify_samples: int = 8
 
+    def __post_init__(self) -> None:  # any sequence in, tuples kept: the record stays immutable
+        object.__setattr__(self, "precisions", tuple(self.precisions))
+        object.__setattr__(self, "extra_modes", tuple(self.extra_modes))
+
+
+@dataclasses.dataclass
+class _Verified:
+    """The bundle's files (paths under the published folder), the ops in each .tflite, the parity
+    rows, and whether int8 passed its gate."""
+
+    artifacts: dict[str, Artifact]
+    contents: dict[str, Any]
+    parity: list[Parity]
+    ok: bool
+
 
 def refused_name(mode: str) -> str:
     """What an int8 file the parity gate refused is called: never its shipping name."""
@@ -81,16 +96,9 @@ def export_bundle(
     out_dir: str | os.PathLike,
     *,
     calibration,
-    precisions: Sequence[str] = PRECISIONS,
-    extra_modes: Sequence[str] = (),
-    min_int8_iou: float = 0.90,
-    opset: int = 17,
-    model_version: str = "unversioned",
-    weights: str = "unknown",
-    verify_samples: int = 8,
+    opts: ExportOptions = ExportOptions(),
 ) -> ExportResult:
     """Run every step; see the module docstring for what lands in out_dir and how it is published."""
-    opts = ExportOptions(tuple(precisions), tuple(extra_modes), min_int8_iou, opset, model_version, weights, verify_samples)
     check_request(model, opts)
     out = Path(out_dir)
     require_replaceable(out)
@@ -161,7 +169,7 @@ def build_bundle(model: Segmenter, work: Path, out: Path, *, calibration, opts: 
     if not ok:
         artifacts["int8"] = _refuse(work, artifacts["int8"], int8, opts.min_int8_iou)
     artifacts = {k: dataclasses.replace(a, path=out / a.path.relative_to(work)) for k, a in artifacts.items()}
-    report = _report(model, out, artifacts, contents, parity, calib_info, opts, ok, time.perf_counter() - t_start)
+    report = _report(model, out, _Verified(artifacts, contents, parity, ok), calib_info, opts, time.perf_counter() - t_start)
     write_report(work, "export_report", report, _markdown(report))  # last: a folder with a report is complete
     return ExportResult(out, artifacts, parity, report, ok)
 
@@ -216,9 +224,10 @@ def _refuse(work: Path, art: Artifact, gate: Parity, min_iou: float) -> Artifact
     return dataclasses.replace(art, path=refused)
 
 
-def _report(model, out, artifacts, contents, parity, calib, opts: ExportOptions, ok, seconds) -> dict:
+def _report(model, out: Path, verified: _Verified, calib, opts: ExportOptions, seconds: float) -> dict:
     params = sum(p.numel() for p in model.parameters())
     weights = opts.weights
+    artifacts, contents, parity, ok = verified.artifacts, verified.contents, verified.parity, verified.ok
     return {
         "status": "ok" if ok else "failed",
         "model": {"version": opts.model_version, "weights": weights, "params": params, "config": dataclasses.asdict(model.cfg)},

@@ -33,6 +33,24 @@ NOC_THRESHOLDS = (0.85, 0.90)
 PredictFn = Callable[[Sequence[Click]], np.ndarray]
 
 
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """How the protocol runs: the options of `oace eval` (each default is its flag's) and of the
+    pieces. `zoom_in`: follow-up clicks on a crop around the current mask (None: the whole photo)."""
+
+    max_clicks: int = 20
+    pred_thr: float = PRED_THR
+    limit: int | None = None  # only the first N samples
+    n_worst: int = 5  # samples kept for the overlay PNGs
+    robustness_trials: int = 5  # 0 skips the click-location robustness test
+    containment_trials: int = 3  # 0 skips the containment test
+    seed: int = 0  # of the robustness and containment clicks
+    threads: int | None = None  # inference threads; None: the runtime's own choice
+    distance: str = DEFAULT_DISTANCE
+    zoom_in: ZoomIn | None = None
+    progress: bool = True
+
+
 # --- resolution mapping ------------------------------------------------------------------------
 
 class Session:
@@ -222,31 +240,34 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, unit="sample", disable=not enabled, leave=False)
 
 
-def evaluate_dataset(dataset: SegDataset | Sequence[Sample], backend: Backend, max_clicks: int = 20,
-                     pred_thr: float = PRED_THR, limit: int | None = None, n_worst: int = 5,
-                     progress: bool = True, distance: str = DEFAULT_DISTANCE, zoom_in: ZoomIn | None = None) -> EvalRun:
-    """Run the protocol on every sample (the first `limit` if given); keep the `n_worst` for overlays."""
-    n = len(dataset) if limit is None else min(limit, len(dataset))
+def evaluate_dataset(dataset: SegDataset | Sequence[Sample], backend: Backend, cfg: EvalConfig = EvalConfig()) -> EvalRun:
+    """Run the protocol on every sample (the first `cfg.limit` if given); keep the `cfg.n_worst` for overlays."""
+    n = len(dataset) if cfg.limit is None else min(cfg.limit, len(dataset))
     results: list[SampleResult] = []
     heap: list[tuple[float, int, Worst]] = []
     t0 = time.perf_counter()
-    with _progress(n, f"eval {backend.name}", progress) as bar:
+    with _progress(n, f"eval {backend.name}", cfg.progress) as bar:
         for i in range(n):
             sample = dataset[i]
-            res, prob = evaluate_sample(sample, backend, max_clicks, pred_thr, distance, zoom_in)
+            res, prob = evaluate_sample(sample, backend, cfg.max_clicks, cfg.pred_thr, cfg.distance, cfg.zoom_in)
             results.append(res)
             score = float(np.mean(res.ious))  # area under the IoU curve: lower is worse
-            item = (-score, -i, Worst(score, res, sample, prob))
-            if len(heap) < n_worst:
-                heapq.heappush(heap, item)
-            elif n_worst and item[:2] > heap[0][:2]:
-                heapq.heapreplace(heap, item)
+            _keep_worst(heap, (-score, -i, Worst(score, res, sample, prob)), cfg.n_worst)
             bar.update(1)
-            bar.set_postfix(iou1=f"{res.ious[0]:.3f}", noc90=noc(res.ious, 0.9, max_clicks))
+            bar.set_postfix(iou1=f"{res.ious[0]:.3f}", noc90=noc(res.ious, 0.9, cfg.max_clicks))
     worst = [w for _, _, w in sorted(heap, key=lambda t: (t[2].score, -t[1]))]
-    metrics = {**compute_metrics([r.ious for r in results], max_clicks), **obedience(results)}
-    return EvalRun(backend.name, max_clicks, pred_thr, results, metrics, worst, time.perf_counter() - t0, distance,
-                   zoom_in)
+    metrics = {**compute_metrics([r.ious for r in results], cfg.max_clicks), **obedience(results)}
+    return EvalRun(backend.name, cfg.max_clicks, cfg.pred_thr, results, metrics, worst, time.perf_counter() - t0,
+                   cfg.distance, cfg.zoom_in)
+
+
+def _keep_worst(heap: list[tuple[float, int, Worst]], item: tuple[float, int, Worst], n_worst: int) -> None:
+    """Keep the `n_worst` lowest-scoring samples in `heap` (a heap of (-score, -index, Worst): heap[0] is the
+    best of them, the first to go)."""
+    if len(heap) < n_worst:
+        heapq.heappush(heap, item)
+    elif n_worst and item[:2] > heap[0][:2]:
+        heapq.heapreplace(heap, item)
 
 
 # --- click-location robustness -----------------------------------------------------------------
@@ -365,8 +386,7 @@ def max_threads() -> int:
     return 4 * (os.cpu_count() or 1)
 
 
-def check_eval_args(model: Sequence[str | Path], max_clicks: int, limit: int | None, distance: str,
-                    threads: int | None, robustness_trials: int, containment_trials: int) -> None:
+def check_eval_args(model: Sequence[str | Path], cfg: EvalConfig) -> None:
     """run_eval's arguments, each refused with one InputError naming its flag."""
     from oace.errors import InputError
 
@@ -374,47 +394,54 @@ def check_eval_args(model: Sequence[str | Path], max_clicks: int, limit: int | N
         raise InputError("--model: give at least one checkpoint or .tflite")
     if any(not str(m).strip() for m in model):
         raise InputError("--model is empty: give a checkpoint, `reference` or a .tflite")
-    if not 1 <= max_clicks <= 24:
-        raise InputError(f"--max-clicks {max_clicks}: must be 1..24 (the bundle takes 24 click rows)")
-    if limit is not None and limit < 1:
-        raise InputError(f"--limit {limit}: must be at least 1")
-    if distance not in DISTANCES:
-        raise InputError(f"--distance {distance}: must be scipy or opencv")
-    if threads is not None and not 1 <= threads <= max_threads():
-        raise InputError(f"--threads {threads}: must be 1..{max_threads()} (4 x the {os.cpu_count() or 1} CPUs here)")
-    if robustness_trials < 0:
-        raise InputError(f"--robustness-trials {robustness_trials}: must be 0 (skip) or more")
-    if containment_trials < 0:
-        raise InputError(f"--containment-trials {containment_trials}: must be 0 (skip) or more")
+    if not 1 <= cfg.max_clicks <= 24:
+        raise InputError(f"--max-clicks {cfg.max_clicks}: must be 1..24 (the bundle takes 24 click rows)")
+    if cfg.limit is not None and cfg.limit < 1:
+        raise InputError(f"--limit {cfg.limit}: must be at least 1")
+    if cfg.distance not in DISTANCES:
+        raise InputError(f"--distance {cfg.distance}: must be scipy or opencv")
+    if cfg.threads is not None and not 1 <= cfg.threads <= max_threads():
+        raise InputError(f"--threads {cfg.threads}: must be 1..{max_threads()} (4 x the {os.cpu_count() or 1} CPUs here)")
+    if cfg.robustness_trials < 0:
+        raise InputError(f"--robustness-trials {cfg.robustness_trials}: must be 0 (skip) or more")
+    if cfg.containment_trials < 0:
+        raise InputError(f"--containment-trials {cfg.containment_trials}: must be 0 (skip) or more")
 
 
-def run_eval(model: Sequence[str | Path], dataset: str, data_root: str | Path, max_clicks: int = 20,
-             out: str | Path = "runs/eval", limit: int | None = None, robustness_trials: int = 5, seed: int = 0,
-             progress: bool = True, threads: int | None = None, distance: str = DEFAULT_DISTANCE,
-             zoom_in: bool = False, containment_trials: int = 3, argv: Sequence[str] | None = None) -> list[Path]:
-    """`oace eval`: every model (checkpoint or .tflite) on one dataset; writes the report files.
-    zoom_in=True runs follow-up clicks on a crop around the current mask (RITM's ZoomIn defaults)."""
+def run_eval(model: Sequence[str | Path], dataset: str, data_root: str | Path, *, cfg: EvalConfig = EvalConfig(),
+             out: str | Path = "runs/eval", argv: Sequence[str] | None = None) -> list[Path]:
+    """`oace eval`: every model (checkpoint or .tflite) on one dataset; writes the report files."""
     from model.data import get_dataset
     from model.eval_report import write_eval_report
-    from oace.artifacts import check_output_dir, sha256_file
+    from oace.artifacts import check_output_dir
 
-    check_eval_args(model, max_clicks, limit, distance, threads, robustness_trials, containment_trials)
+    check_eval_args(model, cfg)
     check_output_dir(out, "--out")
     ds = get_dataset(dataset, data_root)
     paths = [Path(resolve_checkpoint(str(path))) for path in model]
-    backends = [open_for_eval(p, threads) for p in paths]  # every model refused or opened before any work
-    n_eval = len(ds) if limit is None else min(limit, len(ds))
-    info = {"name": dataset, "root": str(ds.root), "n_samples": len(ds), "n_evaluated": n_eval,
-            "sha256": ds.content_hash(n_eval), "sha256_covers": f"the files of the {n_eval} samples evaluated",
-            "notes": list(ds.notes)}
+    backends = [open_for_eval(p, cfg.threads) for p in paths]  # every model refused or opened before any work
+    info = _dataset_info(ds, dataset, cfg.limit)
     runs, models, robust, contain = [], [], [], []
     for p, backend in zip(paths, backends):
-        models.append({"path": str(p), "backend": backend.name, "bytes": p.stat().st_size, "sha256": sha256_file(p),
-                       "threads": threads})
-        runs.append(evaluate_dataset(ds, backend, max_clicks, limit=limit, progress=progress, distance=distance,
-                                     zoom_in=ZoomIn() if zoom_in else None))
-        robust.append(click_robustness(ds, backend, robustness_trials, seed, limit=limit, progress=progress)
-                      if robustness_trials > 0 else None)
-        contain.append(click_containment(ds, backend, containment_trials, seed, limit=limit, progress=progress)
-                       if containment_trials > 0 else None)
+        models.append(_model_info(p, backend, cfg.threads))
+        runs.append(evaluate_dataset(ds, backend, cfg))
+        robust.append(click_robustness(ds, backend, cfg.robustness_trials, cfg.seed, pred_thr=cfg.pred_thr,
+                                       limit=cfg.limit, progress=cfg.progress) if cfg.robustness_trials > 0 else None)
+        contain.append(click_containment(ds, backend, cfg.containment_trials, cfg.seed, pred_thr=cfg.pred_thr,
+                                         limit=cfg.limit, progress=cfg.progress) if cfg.containment_trials > 0 else None)
     return write_eval_report(out, runs, info, models, robust, argv, contain)
+
+
+def _dataset_info(ds: SegDataset, name: str, limit: int | None) -> dict[str, Any]:
+    """What the report says about the dataset: where it is, how many samples, the evaluated files' hash."""
+    n_eval = len(ds) if limit is None else min(limit, len(ds))
+    return {"name": name, "root": str(ds.root), "n_samples": len(ds), "n_evaluated": n_eval,
+            "sha256": ds.content_hash(n_eval), "sha256_covers": f"the files of the {n_eval} samples evaluated",
+            "notes": list(ds.notes)}
+
+
+def _model_info(path: Path, backend: Backend, threads: int | None) -> dict[str, Any]:
+    from oace.artifacts import sha256_file
+
+    return {"path": str(path), "backend": backend.name, "bytes": path.stat().st_size, "sha256": sha256_file(path),
+            "threads": threads}

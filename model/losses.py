@@ -31,6 +31,8 @@ take no part in either sum. The batch loss is the mean over images.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 
@@ -56,18 +58,31 @@ def cell_size(size: int) -> int:
     return max(1, round(8 * size / 512))
 
 
+@dataclasses.dataclass(frozen=True)
+class PatchSampling:
+    """How `sample_patches` draws cells: up to `patches` of each kind per image, from cell x cell
+    cells at least `min_coverage` inside their region; `contrast` as in the module docstring;
+    `hard_share` of the background patches from the hard-negative region."""
+
+    patches: int
+    cell: int
+    min_coverage: float = 0.5
+    contrast: str = "within"
+    hard_share: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.contrast not in CONTRASTS:
+            raise ValueError(f"contrast {self.contrast!r}: expected one of {', '.join(CONTRASTS)}")
+
+
 def sample_patches(
     feat_obj: torch.Tensor,
     feat_bg: torch.Tensor,
     mask: torch.Tensor,
     ignore: torch.Tensor,
-    patches: int,
     seeds: list[int],
-    cell: int,
-    min_coverage: float = 0.5,
-    contrast: str = "within",
+    sampling: PatchSampling,
     hard: torch.Tensor | None = None,
-    hard_share: float = 0.0,
 ) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
     """Random object / background patches per image (paper Sec. 3.1).
 
@@ -82,14 +97,13 @@ def sample_patches(
     `min_coverage` inside it, the rest among all background cells (no cell twice).
     Returns per image (obj [n, C], bg [m, C]), or None when it has < 2 cells of either kind.
     """
-    if contrast not in CONTRASTS:
-        raise ValueError(f"contrast {contrast!r}: expected one of {', '.join(CONTRASTS)}")
+    cell, patches, min_coverage, hard_share = sampling.cell, sampling.patches, sampling.min_coverage, sampling.hard_share
     valid = 1.0 - ignore
     m_obj = mask * valid
     m_bg = (1.0 - mask) * valid
     pooled_obj = F.avg_pool2d(feat_obj * m_obj, cell)
     pooled_bg = F.avg_pool2d(feat_bg * m_bg, cell)
-    pooled_bg_within = F.avg_pool2d(feat_obj * m_bg, cell) if contrast == "within" else None
+    pooled_bg_within = F.avg_pool2d(feat_obj * m_bg, cell) if sampling.contrast == "within" else None
     cov_obj = F.avg_pool2d(m_obj, cell).flatten(1)
     cov_bg = F.avg_pool2d(m_bg, cell).flatten(1)
     cov_hard = F.avg_pool2d(hard * m_bg, cell).flatten(1) if hard is not None and hard_share > 0 else None
@@ -137,16 +151,13 @@ def prior_loss(
     feat_bg: torch.Tensor,
     mask: torch.Tensor,
     ignore: torch.Tensor,
-    patches: int,
     seeds: list[int],
-    cell: int,
-    contrast: str = "within",
+    sampling: PatchSampling,
     hard: torch.Tensor | None = None,
-    hard_share: float = 0.0,
 ) -> torch.Tensor:
-    """Mean per-image contrastive loss; 0 (still attached to the graph) when no image has patches."""
-    pairs = sample_patches(feat_obj, feat_bg, mask, ignore, patches, seeds, cell, contrast=contrast, hard=hard,
-                           hard_share=hard_share)
+    """Mean per-image contrastive loss over `sample_patches`' pairs; 0 (still attached to the graph)
+    when no image has patches."""
+    pairs = sample_patches(feat_obj, feat_bg, mask, ignore, seeds, sampling, hard)
     losses = [contrastive_loss(o, b) for pair in pairs if pair is not None for o, b in [pair]]
     if not losses:
         return 0.0 * (feat_obj.sum() + feat_bg.sum())

@@ -21,10 +21,11 @@ from torch import nn
 from model.hrnet import HRNetConfig
 from model.msfnet import MSFNet, MSFNetConfig, build_msfnet
 from model.prior import OACEPrior, PriorConfig, build_prior
+from model.reference import resolve_checkpoint
 from model.segmenter import Segmenter, SegmenterConfig, build_segmenter
 from oace import __version__
 from oace.artifacts import atomic_path
-from oace.errors import CheckpointError, ToolkitError
+from oace.errors import CheckpointError, InputError, ToolkitError
 
 # arch name -> (config class, builder, module class)
 ARCHITECTURES: dict[str, tuple[type, Callable[[Any], nn.Module], type[nn.Module]]] = {
@@ -222,3 +223,16 @@ def load_model(path: str | os.PathLike, *, eval_mode: bool = True) -> nn.Module:
     model.load_state_dict(state)
     model.checkpoint_meta = dict(record.get("meta") or {})
     return model.eval() if eval_mode else model
+
+
+def load_segmenter(checkpoint: str | None, preset: str | None) -> tuple[nn.Module, str, str]:
+    """(model, weights description, model version) from a checkpoint (`reference`: the shipped one)
+    or a seeded preset."""
+    if checkpoint is not None and not checkpoint.strip():
+        raise InputError("--checkpoint is empty: give a segmenter checkpoint (.pt) or `reference`")
+    if checkpoint:
+        checkpoint = resolve_checkpoint(checkpoint)
+        model = load_model(checkpoint)
+        meta = getattr(model, "checkpoint_meta", {})
+        return model, f"checkpoint {checkpoint} ({meta.get('weights', 'no description')})", meta.get("model_version", "unversioned")
+    return build_model(preset, seed=0), f"UNTRAINED: seeded random weights of preset {preset} (seed 0)", f"{preset}-untrained"

@@ -131,6 +131,21 @@ def normalize(image: np.ndarray) -> torch.Tensor:
     return (x - mean) / std
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainSetConfig:
+    """How a TrainSet makes its items: side `size`, click simulation, the seed of every item's draw;
+    `train` items are augmented (and, with `multi_click`, get several clicks), validation items not.
+    `crop` and `composite` apply to training items only."""
+
+    size: int
+    clicks: ClickSimConfig
+    seed: int
+    train: bool
+    multi_click: bool
+    crop: int | None = None
+    composite: CompositeConfig | None = None
+
+
 class TrainSet(torch.utils.data.Dataset):
     """Objects of several datasets, resized and augmented; see the module docstring.
 
@@ -141,26 +156,14 @@ class TrainSet(torch.utils.data.Dataset):
     (model/composite.py) whose pasted objects come from the salient datasets' items of this set.
     """
 
-    def __init__(
-        self,
-        datasets: Sequence[SegDataset],
-        indices: Sequence[int],
-        size: int,
-        clicks: ClickSimConfig,
-        *,
-        seed: int,
-        train: bool,
-        multi_click: bool,
-        crop: int | None = None,
-        composite: CompositeConfig | None = None,
-    ) -> None:
+    def __init__(self, datasets: Sequence[SegDataset], indices: Sequence[int], cfg: TrainSetConfig) -> None:
         self.datasets = list(datasets)
         self.offsets = np.cumsum([0] + [len(d) for d in self.datasets])
         self.indices = list(indices)
-        self.size, self.clicks, self.seed = size, clicks, seed
-        self.train, self.multi_click = train, multi_click
-        self.crop = crop if train and crop and crop < size else None
-        self.composite = composite if train and composite and composite.prob > 0 else None
+        self.size, self.clicks, self.seed = cfg.size, cfg.clicks, cfg.seed
+        self.train, self.multi_click = cfg.train, cfg.multi_click
+        self.crop = cfg.crop if cfg.train and cfg.crop and cfg.crop < cfg.size else None
+        self.composite = cfg.composite if cfg.train and cfg.composite and cfg.composite.prob > 0 else None
         salient = [i for i in range(len(self.indices)) if isinstance(self.datasets[self._dataset_of(i)], SalientDataset)]
         self.donors = salient or list(range(len(self.indices)))
         self.epoch = 0

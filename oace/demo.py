@@ -11,13 +11,22 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from oace.artifacts import atomic_path, publish_dir, staged_dir
 from oace.reports import markdown_table, provenance, write_report
+
+if TYPE_CHECKING:
+    from calibration_data.builder import CalibrationSet
+    from export.pipeline import ExportResult
+    from model.predictor import Predictor
+    from model.segmenter import Segmenter
+    from model.summary import ModelSummary
+
+Clicks = list[tuple[float, float, bool]]  # (x, y, positive) in the photo's pixels
 
 SAMPLE_CLICK = (150, 320)  # on the astronaut's suit, in the photo's pixels (x, y)
 DEMO_FILES = ("demo.json", "demo.md", "overlay.png", "overlay_int8.png")
@@ -87,36 +96,19 @@ def _demo(
 ) -> dict[str, Any]:
     """The demo's steps: every file written into the private folder `work`, every path reported
     under `out` (where `run_demo` publishes the folder)."""
-    from model.predictor import Predictor, resize_prob, to_network_xy
-    from model.segmenter import pack_clicks
-    from model.summary import summarize
-    from oace.commands.export import load_segmenter
+    from model.registry import load_segmenter
 
     t0 = time.perf_counter()
     model, weights, version = load_segmenter(str(checkpoint) if checkpoint else None, model_name)
     build_s = time.perf_counter() - t0
-    untrained = checkpoint is None
-
-    image = sample_image()
-    clicks = [(*SAMPLE_CLICK, True)]
-    predictor = Predictor(model)
-    t0 = time.perf_counter()
-    predictor.set_image(image)
-    prob = predictor.predict(clicks)
-    infer_ms = (time.perf_counter() - t0) * 1e3
+    image, clicks = sample_image(), [(*SAMPLE_CLICK, True)]
+    predictor, prob, infer_ms = _segment(model, image, clicks)
     outputs = {"overlay": str(out / "overlay.png")}
-    with atomic_path(work / "overlay.png") as tmp:
-        overlay(image, prob, clicks).save(tmp, format="PNG")
-
-    from model.registry import PRESETS
-
-    # the table of parts describes the default segmenter (seeded, or a checkpoint of that architecture)
-    default = getattr(model, "cfg", None) == PRESETS["segmenter"].config
-    names = ("prior", "msfnet", "segmenter") if default else ()
-    summaries = [summarize(name) for name in names]
+    _save_overlay(work / "overlay.png", overlay(image, prob, clicks))
+    summaries = _summaries(model)
     report: dict[str, Any] = {
         "weights": weights,
-        "untrained": untrained,
+        "untrained": checkpoint is None,
         "image": {"source": "skimage.data.astronaut", "shape": list(image.shape)},
         "clicks": [{"x": x, "y": y, "positive": p} for x, y, p in clicks],
         "mask_fraction": float((prob > 0.5).mean()),
@@ -125,67 +117,124 @@ def _demo(
         "models": {s.name: s.to_json() for s in summaries},
         "outputs": outputs,
     }
-
     export_md = ""
     if export:
-        from calibration_data import build_calibration_set
-        from export.pipeline import ExportOptions, build_bundle
-        from oace.litert import SegmentRunner
-
-        calibration = build_calibration_set(calib, count=calib_count, seed=0, force=True)
-        # the demo shows the whole pipeline even when int8 misses the parity gate: it reports the
-        # miss loudly (below) instead of stopping; `oace export` enforces the gate
-        opts = ExportOptions(precisions=("fp32", "int8"), model_version=version, weights=weights, min_int8_iou=0.0)
-        result = build_bundle(model, work, out, calibration=calibration, opts=opts)
-        runner = SegmentRunner(work / "oace_segmenter_int8.tflite", num_threads=2)
-        h, w = image.shape[:2]
-        net = [(*to_network_xy(x, y, w, h, model.cfg.input_size), p) for x, y, p in clicks]
-        t0 = time.perf_counter()
-        mask512 = runner(predictor.network_image, pack_clicks(net, model.cfg.max_clicks),
-                         np.zeros((1, model.cfg.input_size, model.cfg.input_size, 1), np.float32))
-        report["timings"]["int8_first_inference_ms"] = round((time.perf_counter() - t0) * 1e3, 1)
-        prob8 = resize_prob(mask512[0, :, :, 0], w, h)
-        with atomic_path(work / "overlay_int8.png") as tmp:
-            overlay(image, prob8, clicks).save(tmp, format="PNG")
+        result = _export(model, work, out, calibration=_calibration(calib, calib_count), version=version, weights=weights)
+        prob8, int8_ms = _run_int8(work / "oace_segmenter_int8.tflite", model, predictor, image, clicks)
+        report["timings"]["int8_first_inference_ms"] = int8_ms
+        _save_overlay(work / "overlay_int8.png", overlay(image, prob8, clicks))
         outputs["overlay_int8"] = str(out / "overlay_int8.png")
-        report["export"] = {k: {"path": str(a.path), "bytes": a.bytes, "sha256": a.sha256} for k, a in result.artifacts.items()}
-        report["calibration"] = result.report["calibration"]
-        report["parity"] = result.report["parity"]
-        rows = [(k, Path(a.path).name, f"{a.bytes / 1e6:.2f}") for k, a in result.artifacts.items() if k in ("fp32", "int8")]
-        warning = result.report["calibration"].get("warning")
         gate = int8_gate(result.report["parity"], min_int8_iou)
-        report["int8_gate"] = gate
-        export_md = (
-            "\n## Bundle\n\n" + (f"**{warning}**\n\n" if warning else "")
-            + (f"**{gate['warning']}**\n\n" if not gate["passed"] else "")
-            + markdown_table(["precision", "file", "MB"], rows)
-            + "\nParity (held-out samples): "
-            + "; ".join(f"{p['candidate']} vs {p['reference']} max abs {p['max_abs']:.1e}, mask IoU {p['mask_iou']:.3f}"
-                        for p in result.report["parity"] if p["reference"] != "torch" or p["candidate"] in ("onnx", "fp32"))
-            + f"\n\nFull export report: `{out / 'export_report.md'}`\n"
-        )
-
+        report.update(_bundle_record(result), int8_gate=gate)
+        export_md = _bundle_markdown(result, gate, out)
     report.update(provenance())
+    md = _summary_markdown(report, summaries, infer_ms) + export_md + (_next_steps(out) if export else "")
+    write_report(work, "demo", report, md)
+    report["markdown"] = md
+    return report
+
+
+def _segment(model: Segmenter, image: np.ndarray, clicks: Clicks) -> tuple[Predictor, np.ndarray, float]:
+    """(the Predictor holding the photo, the PyTorch probabilities for `clicks`, milliseconds to predict them)."""
+    from model.predictor import Predictor
+
+    predictor = Predictor(model)
+    t0 = time.perf_counter()
+    predictor.set_image(image)
+    prob = predictor.predict(clicks)
+    return predictor, prob, (time.perf_counter() - t0) * 1e3
+
+
+def _save_overlay(path: Path, img: Image.Image) -> None:
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
+
+
+def _summaries(model: Segmenter) -> list[ModelSummary]:
+    """The table of parts: it describes the default segmenter (seeded, or a checkpoint of that architecture)."""
+    from model.registry import PRESETS
+    from model.summary import summarize
+
+    default = getattr(model, "cfg", None) == PRESETS["segmenter"].config
+    return [summarize(name) for name in (("prior", "msfnet", "segmenter") if default else ())]
+
+
+def _calibration(calib: str, count: int) -> CalibrationSet:
+    from calibration_data import build_calibration_set
+
+    return build_calibration_set(calib, count=count, seed=0, force=True)
+
+
+def _export(model: Segmenter, work: Path, out: Path, *, calibration: CalibrationSet, version: str, weights: str) -> ExportResult:
+    """The fp32 + int8 bundle into `work`, verified. The demo shows the whole pipeline even when int8
+    misses the parity gate: it reports the miss loudly instead of stopping; `oace export` enforces the gate."""
+    from export.pipeline import ExportOptions, build_bundle
+
+    opts = ExportOptions(precisions=("fp32", "int8"), model_version=version, weights=weights, min_int8_iou=0.0)
+    return build_bundle(model, work, out, calibration=calibration, opts=opts)
+
+
+def _run_int8(path: Path, model: Segmenter, predictor: Predictor, image: np.ndarray, clicks: Clicks) -> tuple[np.ndarray, float]:
+    """The int8 file on the photo the predictor holds: (probabilities at the photo's size, milliseconds of the first call)."""
+    from model.predictor import resize_prob, to_network_xy
+    from model.segmenter import pack_clicks
+    from oace.litert import SegmentRunner
+
+    runner = SegmentRunner(path, num_threads=2)
+    h, w = image.shape[:2]
+    size = model.cfg.input_size
+    net = [(*to_network_xy(x, y, w, h, size), p) for x, y, p in clicks]
+    t0 = time.perf_counter()
+    mask512 = runner(predictor.network_image, pack_clicks(net, model.cfg.max_clicks), np.zeros((1, size, size, 1), np.float32))
+    ms = round((time.perf_counter() - t0) * 1e3, 1)
+    return resize_prob(mask512[0, :, :, 0], w, h), ms
+
+
+def _bundle_record(result: ExportResult) -> dict[str, Any]:
+    """The report's `export`, `calibration` and `parity` entries."""
+    return {
+        "export": {k: {"path": str(a.path), "bytes": a.bytes, "sha256": a.sha256} for k, a in result.artifacts.items()},
+        "calibration": result.report["calibration"],
+        "parity": result.report["parity"],
+    }
+
+
+def _bundle_markdown(result: ExportResult, gate: dict[str, Any], out: Path) -> str:
+    rows = [(k, Path(a.path).name, f"{a.bytes / 1e6:.2f}") for k, a in result.artifacts.items() if k in ("fp32", "int8")]
+    warning = result.report["calibration"].get("warning")
+    return (
+        "\n## Bundle\n\n" + (f"**{warning}**\n\n" if warning else "")
+        + (f"**{gate['warning']}**\n\n" if not gate["passed"] else "")
+        + markdown_table(["precision", "file", "MB"], rows)
+        + "\nParity (held-out samples): "
+        + "; ".join(f"{p['candidate']} vs {p['reference']} max abs {p['max_abs']:.1e}, mask IoU {p['mask_iou']:.3f}"
+                    for p in result.report["parity"] if p["reference"] != "torch" or p["candidate"] in ("onnx", "fp32"))
+        + f"\n\nFull export report: `{out / 'export_report.md'}`\n"
+    )
+
+
+def _summary_markdown(report: dict[str, Any], summaries: list[ModelSummary], infer_ms: float) -> str:
+    """The page's head: the weights (loudly when untrained), the table of parts, the PyTorch run."""
     table = markdown_table(
         ["network", "params (M)", "GMACs @512", "what"],
         [(s.name, f"{s.params / 1e6:.3f}", f"{s.macs / 1e9:.2f}", s.summary) for s in summaries],
     ) if summaries else ""
-    next_cmds = (
+    height, width = report["image"]["shape"][:2]
+    return (
+        "# oace demo\n\n"
+        + (f"**{UNTRAINED}.**\n\n" if report["untrained"] else f"Weights: {report['weights']}\n\n")
+        + table
+        + f"\nOne positive click at {SAMPLE_CLICK} on `skimage.data.astronaut` ({width}x{height}); "
+        f"PyTorch fp32 inference {infer_ms:.0f} ms on this host; {100 * report['mask_fraction']:.1f}% of pixels "
+        f"above 0.5.\n\n![overlay](overlay.png)\n"
+    )
+
+
+def _next_steps(out: Path) -> str:
+    return (
         "\n## Next\n\n"
         f"- evaluate: `oace eval --model {out / 'oace_segmenter_int8.tflite'} --dataset grabcut --data-root ../shared/data`\n"
         f"- benchmark on this host: `oace bench --host {out / 'oace_segmenter_int8.tflite'}`\n"
         f"- on a phone: `oace bench --device auto {out / 'oace_segmenter_int8.tflite'} --benchmark-binary PATH`\n"
         "- export with COCO calibration: `oace export --checkpoint CKPT --calib ../shared/data/coco128-seg`\n"
-    ) if export else ""
-    md = (
-        "# oace demo\n\n"
-        + (f"**{UNTRAINED}.**\n\n" if untrained else f"Weights: {weights}\n\n")
-        + table
-        + f"\nOne positive click at {SAMPLE_CLICK} on `skimage.data.astronaut` ({image.shape[1]}x{image.shape[0]}); "
-        f"PyTorch fp32 inference {infer_ms:.0f} ms on this host; {100 * report['mask_fraction']:.1f}% of pixels "
-        f"above 0.5.\n\n![overlay](overlay.png)\n"
-        + export_md + next_cmds
     )
-    write_report(work, "demo", report, md)
-    report["markdown"] = md
-    return report

@@ -30,13 +30,14 @@ POS = (200, 150)  # on chelsea's face (451x300)
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory) -> Path:
     """A real fp32 bundle of the seeded tiny preset (the export pipeline, fp32 only: the cheapest real one)."""
-    from export.pipeline import export_bundle
+    from export.pipeline import ExportOptions, export_bundle
     from model.registry import build_model
 
     tmp = tmp_path_factory.mktemp("app_bundle")
     result = export_bundle(build_model("segmenter_tiny", seed=0).eval(), tmp / "out",
-                           calibration=small_calibration(tmp / "calib"), precisions=("fp32",),
-                           weights="UNTRAINED seeded tiny", model_version="tiny-test", verify_samples=2)
+                           calibration=small_calibration(tmp / "calib"), opts=ExportOptions(
+                               precisions=("fp32",), weights="UNTRAINED seeded tiny", model_version="tiny-test",
+                               verify_samples=2))
     return result.out_dir / "oace_segmenter_fp32.tflite"
 
 

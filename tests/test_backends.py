@@ -3,7 +3,6 @@ identically; the contract's names, dtypes and signature rules are enforced."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 
 from model.backends import TFLiteBackend, TorchBackend, encode_clicks, open_backend
 from model.data.base import Sample
-from model.evaluate import evaluate_dataset
+from model.evaluate import EvalConfig, evaluate_dataset
 from oace.errors import CheckpointError, InputError
 
 S = 512
@@ -119,8 +118,8 @@ def test_torch_and_tflite_give_the_same_probabilities(toy_tflite):
 
 def test_both_backends_score_the_same_predictions_identically(toy_tflite):
     samples = synthetic_samples(4, seed=1)
-    a = evaluate_dataset(samples, TFLiteBackend(toy_tflite, num_threads=1), max_clicks=8, progress=False)
-    b = evaluate_dataset(samples, TorchBackend(toy_torch_module()), max_clicks=8, progress=False)
+    a = evaluate_dataset(samples, TFLiteBackend(toy_tflite, num_threads=1), EvalConfig(max_clicks=8, progress=False))
+    b = evaluate_dataset(samples, TorchBackend(toy_torch_module()), EvalConfig(max_clicks=8, progress=False))
     assert [r.ious for r in a.results] == [r.ious for r in b.results]
     assert [r.clicks for r in a.results] == [r.clicks for r in b.results]
     assert a.metrics == b.metrics
@@ -163,16 +162,12 @@ def test_clicks_are_encoded_as_the_bundle_rows():
 
 
 def test_torch_backend_runs_a_real_checkpoint(tmp_path):
-    if importlib.util.find_spec("model.registry") is None:
-        pytest.skip("model.registry not built yet")
-    from model.registry import PRESETS, build_model, save_checkpoint
+    from model.registry import build_model, save_checkpoint
 
-    if "segmenter_tiny" not in PRESETS:
-        pytest.skip("no small segmenter preset registered")
     ckpt = save_checkpoint(build_model("segmenter_tiny", seed=0), tmp_path / "tiny.pt")
     backend = open_backend(ckpt)
     assert isinstance(backend, TorchBackend)
-    run = evaluate_dataset(synthetic_samples(2, seed=2), backend, max_clicks=3, progress=False)
+    run = evaluate_dataset(synthetic_samples(2, seed=2), backend, EvalConfig(max_clicks=3, progress=False))
     assert run.metrics["n"] == 2 and all(len(r.ious) == 3 for r in run.results)
     image = np.zeros((S, S, 3), np.uint8)
     prob = backend.predict(image, [(10, 10, 1)], np.zeros((S, S), np.float32))

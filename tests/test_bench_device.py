@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from android_bench.runner import BenchAborted, bench_device
+from android_bench.runner import BenchAborted, DeviceBenchConfig, bench_device
 from fakes.tiny_tflite import build_tiny_bundle
 from oace.cli import main
 from fakes.adb_double import calls, install_fake_adb, s23
@@ -36,7 +36,7 @@ def run(model, out, **kw):
     kw.setdefault("progress", False)
     kw.setdefault("runs", 20)
     kw.setdefault("warmup", 2)
-    return bench_device(model, out=out, **kw)
+    return bench_device(model, DeviceBenchConfig(out=out, **kw))
 
 
 def shell_cmds(home):

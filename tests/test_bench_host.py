@@ -10,7 +10,7 @@ import pytest
 
 from android_bench.profiles import get_profile, verdict
 from android_bench.common import describe_model
-from android_bench.host import bench_host, random_inputs
+from android_bench.host import HostBenchConfig, bench_host, random_inputs
 from fakes.tiny_tflite import build_tiny_bundle
 from oace.cli import main
 from oace.errors import InputError
@@ -26,7 +26,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
 def test_host_bench_on_a_bundle_shaped_model_writes_labelled_reports(tiny_model, tmp_path):
     out = tmp_path / "bench"
-    rep = bench_host(tiny_model, threads=(1, 2), warmup=2, runs=7, out=out, progress=False)
+    rep = bench_host(tiny_model, HostBenchConfig(threads=(1, 2), warmup=2, runs=7, out=out, progress=False))
     assert rep["status"] == "ok" and rep["mode"] == "host" and rep["label"].startswith("HOST figures")
     assert rep["model"]["preprocessing_in_graph"] is True
     assert {i["name"] for i in rep["model"]["inputs"]} == {
@@ -54,7 +54,7 @@ def test_host_bench_on_a_bundle_shaped_model_writes_labelled_reports(tiny_model,
 def test_host_bench_on_real_mobilenet_v2_int8(tmp_path):
     if not MOBILENET.is_file():
         pytest.skip(f"{MOBILENET} is absent")
-    rep = bench_host(MOBILENET, threads=(1,), warmup=2, runs=5, out=tmp_path, progress=False)
+    rep = bench_host(MOBILENET, HostBenchConfig(threads=(1,), warmup=2, runs=5, out=tmp_path, progress=False))
     info = rep["model"]
     assert info["bytes"] == 3610798 and info["inputs"] == [{"name": "input", "dtype": "uint8", "shape": [1, 224, 224, 3]}]
     r = rep["configurations"][0]["repeats"][0]
@@ -115,7 +115,7 @@ def test_host_bench_falls_back_to_tflite_runtime(tiny_model, tmp_path, monkeypat
     import sys
 
     monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # import now raises ImportError
-    rep = bench_host(tiny_model, threads=(1,), warmup=1, runs=2, out=tmp_path, progress=False)
+    rep = bench_host(tiny_model, HostBenchConfig(threads=(1,), warmup=1, runs=2, out=tmp_path, progress=False))
     r = rep["configurations"][0]["repeats"][0]
     assert r["runtime"] == "tflite-runtime" and r["runs"] == 2
     assert "tflite-runtime" in (tmp_path / "bench.md").read_text()
@@ -126,7 +126,7 @@ def test_host_report_gives_ms_per_gmac_and_the_cpu(tiny_model, tmp_path, monkeyp
 
     facts = {**host_cpu.cpu_facts(), "int8_dot_product": False, "int8_dot_product_isa": []}
     monkeypatch.setattr(host, "cpu_facts", lambda: facts)
-    rep = bench_host(tiny_model, threads=(1,), warmup=1, runs=3, out=tmp_path, progress=False)
+    rep = bench_host(tiny_model, HostBenchConfig(threads=(1,), warmup=1, runs=3, out=tmp_path, progress=False))
     macs = rep["model"]["macs"]
     assert macs["by_op"] == {"CONV_2D": 32 * 32 * 4 * (3 * 3 * 5)} and macs["precision"] == "float32"
     c = rep["configurations"][0]

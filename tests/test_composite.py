@@ -10,9 +10,9 @@ import torch
 
 from conftest import write_salient_set
 from model.composite import CompositeConfig, paste_objects, pick_target
-from model.losses import hard_negative_region, sample_patches
+from model.losses import PatchSampling, hard_negative_region, sample_patches
 from model.train_clicks import ClickSimConfig
-from model.train_data import TrainSet, open_datasets, parse_specs
+from model.train_data import TrainSet, TrainSetConfig, open_datasets, parse_specs
 
 
 def _donor(color: tuple[int, int, int], h: int = 40, w: int = 30) -> tuple[np.ndarray, np.ndarray]:
@@ -73,9 +73,9 @@ def salient_dir(tmp_path_factory) -> Path:
 
 def test_composite_training_items_have_several_objects_and_click_the_target(salient_dir):
     ds = open_datasets(parse_specs(f"salient:{salient_dir}"))
-    train = TrainSet(ds, list(range(10)), 128, ClickSimConfig(), seed=0, train=True, multi_click=False,
-                     composite=CompositeConfig(prob=1.0, scale=(0.3, 0.4)))
-    plain = TrainSet(ds, list(range(10)), 128, ClickSimConfig(), seed=0, train=True, multi_click=False)
+    train = TrainSet(ds, list(range(10)), TrainSetConfig(size=128, clicks=ClickSimConfig(), seed=0, train=True, multi_click=False,
+                                                   composite=CompositeConfig(prob=1.0, scale=(0.3, 0.4))))
+    plain = TrainSet(ds, list(range(10)), TrainSetConfig(size=128, clicks=ClickSimConfig(), seed=0, train=True, multi_click=False))
     several = 0
     for i in range(10):
         item = train[i]
@@ -90,8 +90,8 @@ def test_composite_training_items_have_several_objects_and_click_the_target(sali
 
 def test_validation_items_are_never_composites(salient_dir):
     ds = open_datasets(parse_specs(f"salient:{salient_dir}"))
-    val = TrainSet(ds, [0, 1], 128, ClickSimConfig(), seed=0, train=False, multi_click=False,
-                   composite=CompositeConfig(prob=1.0))
+    val = TrainSet(ds, [0, 1], TrainSetConfig(size=128, clicks=ClickSimConfig(), seed=0, train=False, multi_click=False,
+                                         composite=CompositeConfig(prob=1.0)))
     assert val.composite is None and not val[0]["others"].any()
 
 
@@ -122,8 +122,8 @@ def test_hard_share_of_background_patches_comes_from_the_hard_region(share):
     hard[..., 16:24, :16] = 1  # 2 hard background cells
     feats = _features_marking(hard)
     for seed in range(5):
-        (_, bg), = sample_patches(feats, feats, mask, torch.zeros_like(mask), 8, [seed], 8, contrast="paper",
-                                  hard=hard, hard_share=share)
+        (_, bg), = sample_patches(feats, feats, mask, torch.zeros_like(mask), [seed],
+                                  PatchSampling(8, 8, contrast="paper", hard_share=share), hard=hard)
         assert bg.shape[0] == 8 and int((bg[:, 0] > 0.99).sum()) == 2  # both hard cells, always
 
 
@@ -135,7 +135,7 @@ def test_without_hard_share_background_patches_ignore_the_hard_region():
     feats = _features_marking(hard)
     counts = []
     for seed in range(40):
-        (_, bg), = sample_patches(feats, feats, mask, torch.zeros_like(mask), 8, [seed], 8, contrast="paper",
-                                  hard=hard, hard_share=0.0)
+        (_, bg), = sample_patches(feats, feats, mask, torch.zeros_like(mask), [seed],
+                                  PatchSampling(8, 8, contrast="paper", hard_share=0.0), hard=hard)
         counts.append(int((bg[:, 0] > 0.99).sum()))
     assert 0.2 < np.mean(counts) < 0.5  # 8 draws of 48 cells, 2 hard: 1/3 expected

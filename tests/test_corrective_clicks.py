@@ -11,7 +11,7 @@ import torch
 from model.backends import TorchBackend
 from model.clicks import Click
 from model.data.base import Sample
-from model.evaluate import Session, evaluate_dataset, obedience, run_protocol
+from model.evaluate import EvalConfig, Session, evaluate_dataset, obedience, run_protocol
 from model.losses import click_region_loss, normalized_focal_loss
 from model.registry import build_model
 from model.train_clicks import robot_obedience
@@ -84,7 +84,7 @@ def test_a_network_whose_map_branch_is_zeroed_obeys_no_negative_click():
         seg.msfnet.refiner.correction.weight.zero_()  # neither the stem branch nor the click refiner
         seg.msfnet.refiner.correction.bias.zero_()
         seg.msfnet.head.classify.bias.fill_(20.0)  # everything predicted: every robot follow-up is negative
-    run = evaluate_dataset(_synthetic_samples(3), TorchBackend(seg), max_clicks=4, progress=False)
+    run = evaluate_dataset(_synthetic_samples(3), TorchBackend(seg), EvalConfig(max_clicks=4, progress=False))
     assert run.metrics["obey_neg_clicks"] == 9 and run.metrics["obey_pos_clicks"] == 0
     assert run.metrics["obey_neg"] == 0.0
 

@@ -9,7 +9,7 @@ from model.clicks import Click
 from model.data.base import Sample
 from model.predictor import resize_prob, to_network_xy
 from model.evaluate import (
-    Session, click_robustness, compute_metrics, evaluate_dataset, interior_pixels, iou, noc,
+    EvalConfig, Session, click_robustness, compute_metrics, evaluate_dataset, interior_pixels, iou, noc,
 )
 
 S = 512
@@ -74,7 +74,7 @@ def test_iou_excludes_ignore_pixels():
 
 def test_oracle_model_needs_one_click():
     sample = make_sample(S, S, 100, 200, 150, 300)
-    run = evaluate_dataset([sample], FixedBackend(sample.mask.astype(np.float32)), progress=False)
+    run = evaluate_dataset([sample], FixedBackend(sample.mask.astype(np.float32)), EvalConfig(progress=False))
     assert run.metrics["noc@85"] == 1 and run.metrics["noc@90"] == 1
     assert all(run.metrics[f"miou@{k}"] == 100.0 for k in range(1, 21))
     assert run.metrics["fail@90"] == 0.0
@@ -83,7 +83,7 @@ def test_oracle_model_needs_one_click():
 def test_empty_model_needs_twenty_clicks_and_all_clicks_run():
     samples = [make_sample(S, S, 100, 200, 150, 300, "a"), make_sample(S, S, 10, 50, 10, 90, "b", seed=1)]
     backend = FixedBackend(np.zeros((S, S)))
-    run = evaluate_dataset(samples, backend, progress=False)
+    run = evaluate_dataset(samples, backend, EvalConfig(progress=False))
     assert run.metrics["noc@85"] == 20 and run.metrics["noc@90"] == 20
     assert run.metrics["miou@1"] == 0.0 and run.metrics["fail@90"] == 100.0 and run.metrics["n"] == 2
     assert len(backend.calls) == 40
@@ -97,7 +97,7 @@ def test_fixed_mask_model_scores_its_fixed_iou(cols, expected_iou, noc85, noc90)
     sample = make_sample(S, S, 100, 200, 100, 200)           # 100x100 object
     prob = np.zeros((S, S))
     prob[100:200, 100:100 + cols] = 0.8                      # 100 x cols inside it
-    run = evaluate_dataset([sample], FixedBackend(prob), progress=False)
+    run = evaluate_dataset([sample], FixedBackend(prob), EvalConfig(progress=False))
     assert run.results[0].ious == pytest.approx([expected_iou] * 20, abs=1e-6)
     assert run.metrics["miou@7"] == pytest.approx(expected_iou * 100, abs=1e-4)
     assert run.metrics["noc@85"] == noc85 and run.metrics["noc@90"] == noc90
@@ -107,9 +107,9 @@ def test_threshold_is_049():
     sample = make_sample(S, S, 0, 10, 0, 10)
     prob = np.zeros((S, S))
     prob[0:10, 0:10] = 0.495                                  # above 0.49: the object
-    assert evaluate_dataset([sample], FixedBackend(prob), progress=False).results[0].ious[0] == 1.0
+    assert evaluate_dataset([sample], FixedBackend(prob), EvalConfig(progress=False)).results[0].ious[0] == 1.0
     prob[0:10, 0:10] = 0.49                                   # not above: nothing
-    assert evaluate_dataset([sample], FixedBackend(prob), progress=False).results[0].ious[0] == 0.0
+    assert evaluate_dataset([sample], FixedBackend(prob), EvalConfig(progress=False)).results[0].ious[0] == 0.0
 
 
 def test_original_pixels_map_to_the_512_pixel_holding_their_centre():
@@ -146,7 +146,7 @@ def test_iou_is_computed_at_the_original_resolution():
     sample = make_sample(100, 200, 0, 50, 0, 200)
     prob = np.zeros((S, S))
     prob[:256] = 1.0
-    run = evaluate_dataset([sample], FixedBackend(prob), max_clicks=1, progress=False)
+    run = evaluate_dataset([sample], FixedBackend(prob), EvalConfig(max_clicks=1, progress=False))
     assert run.results[0].ious == [1.0]
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export.pipeline import export_bundle
+from export.pipeline import ExportOptions, export_bundle
 from export.tflite_inspect import TFLiteContents, inspect_tflite, require_no_flex, tflite_macs
 from model.registry import build_model, save_checkpoint
 from oace.artifacts import sha256_file
@@ -49,8 +49,8 @@ def tiny_export(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("export")
     calibration = small_calibration(tmp / "calib")
     model = build_model("segmenter_tiny", seed=0).eval()
-    result = export_bundle(model, tmp / "out", calibration=calibration, extra_modes=("dynamic_range",),
-                           weights="UNTRAINED seeded tiny", model_version="tiny-test")
+    result = export_bundle(model, tmp / "out", calibration=calibration, opts=ExportOptions(
+        extra_modes=("dynamic_range",), weights="UNTRAINED seeded tiny", model_version="tiny-test"))
     return result, calibration, model
 
 
@@ -206,8 +206,8 @@ def test_int8_below_the_iou_threshold_fails_after_writing_the_report(tiny_export
     with torch.no_grad():  # probabilities at the threshold, where int8's small errors flip pixels
         model.msfnet.head.classify.bias -= torch.logit(model(*example_inputs(model)).clamp(1e-6, 1 - 1e-6)).median()
     with pytest.raises(ToolkitError, match=r"int8 mask IoU vs fp32 is .* < 1.0 .*REFUSED.*per-channel"):
-        export_bundle(model, tmp_path / "x", calibration=calibration, precisions=("fp32", "int8"), min_int8_iou=1.0,
-                      weights="UNTRAINED")
+        export_bundle(model, tmp_path / "x", calibration=calibration,
+                      opts=ExportOptions(precisions=("fp32", "int8"), min_int8_iou=1.0, weights="UNTRAINED"))
     assert json.loads((tmp_path / "x" / "export_report.json").read_text())["status"] == "failed"
     assert (tmp_path / "x" / "oace_segmenter_int8.REFUSED.tflite").exists()
     assert not (tmp_path / "x" / "oace_segmenter_int8.tflite").exists()
@@ -234,7 +234,7 @@ def test_flex_ops_are_detected_and_refused(tmp_path):
 def test_unknown_precision_and_non_segmenter_are_refused(tiny_export, tmp_path):
     _, calibration, model = tiny_export
     with pytest.raises(ToolkitError, match="unknown precision/variant bf16"):
-        export_bundle(model, tmp_path, calibration=calibration, precisions=("bf16",))
+        export_bundle(model, tmp_path, calibration=calibration, opts=ExportOptions(precisions=("bf16",)))
     with pytest.raises(ToolkitError, match="needs a Segmenter"):
         export_bundle(build_model("prior"), tmp_path, calibration=calibration)
 
@@ -260,7 +260,8 @@ def test_full_size_segmenter_exports_to_an_int8_bundle_end_to_end(tmp_path):
     # 32 forced samples: TF's calibrator is single-threaded (~5-8 s per full-size sample here)
     calibration = build_calibration_set(COCO128, count=32, held_out=4, force=True)
     model = build_model("segmenter", seed=0).eval()
-    result = export_bundle(model, tmp_path, calibration=calibration, precisions=("fp32", "int8"), weights="UNTRAINED")
+    result = export_bundle(model, tmp_path, calibration=calibration,
+                           opts=ExportOptions(precisions=("fp32", "int8"), weights="UNTRAINED"))
     int8 = result.artifacts["int8"]
     params = sum(p.numel() for p in model.parameters())
     assert 0.95 < int8.bytes / params < 1.25  # ~1.09 bytes per parameter: about 16 MB for 15.1M params

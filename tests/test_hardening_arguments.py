@@ -45,10 +45,10 @@ def test_eval_threads_out_of_range_are_refused_naming_the_bound(threads, tmp_pat
 
 
 def test_run_eval_refuses_the_thread_count_too(tmp_path):
-    from model.evaluate import max_threads, run_eval
+    from model.evaluate import EvalConfig, max_threads, run_eval
 
     with pytest.raises(InputError, match=rf"--threads 100000: must be 1\.\.{max_threads()}"):
-        run_eval(["m.pt"], "salient", tmp_path, threads=100000, out=tmp_path / "out")
+        run_eval(["m.pt"], "salient", tmp_path, cfg=EvalConfig(threads=100000), out=tmp_path / "out")
     assert max_threads() == 4 * os.cpu_count()
 
 
@@ -82,12 +82,12 @@ def test_export_min_int8_iou_outside_0_1_is_refused(iou, tmp_path):
 
 @pytest.mark.parametrize("iou", [1.01, -0.5, math.nan])
 def test_export_bundle_refuses_the_iou_gate_before_any_work(iou, tmp_path, tiny_segmenter):
-    from export.pipeline import export_bundle
+    from export.pipeline import ExportOptions, export_bundle
 
     with pytest.raises(InputError, match=r"--min-int8-iou .*: must be in \[0, 1\]"):
-        export_bundle(tiny_segmenter, tmp_path / "out", calibration=None, min_int8_iou=iou)
+        export_bundle(tiny_segmenter, tmp_path / "out", calibration=None, opts=ExportOptions(min_int8_iou=iou))
     with pytest.raises(InputError, match="--opset 9"):
-        export_bundle(tiny_segmenter, tmp_path / "out", calibration=None, opset=9)
+        export_bundle(tiny_segmenter, tmp_path / "out", calibration=None, opts=ExportOptions(opset=9))
     assert not (tmp_path / "out").exists()
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from android_bench.host import bench_host
+from android_bench.host import HostBenchConfig, bench_host
 from android_bench.limits import MAX_THREADS
 from android_bench.profiles import get_profile
-from android_bench.runner import bench_device
+from android_bench.runner import DeviceBenchConfig, bench_device
 from tests.cli_contract import assert_refused, final_paths, run_oace
 from fakes.tiny_tflite import build_tiny_bundle
 from oace.errors import InputError
@@ -69,15 +69,15 @@ def test_device_refuses_senseless_arguments_before_touching_adb(tmp_path, model,
 
 def test_the_python_functions_refuse_what_the_cli_refuses(tmp_path, model):
     with pytest.raises(InputError, match=r"--threads 100000 is out of range: give thread counts in 1\.\.64"):
-        bench_host(model, threads=(100000,), out=tmp_path / "h", progress=False)
+        bench_host(model, HostBenchConfig(threads=(100000,), out=tmp_path / "h", progress=False))
     with pytest.raises(InputError, match=r"--threads True"):
-        bench_host(model, threads=(True,), out=tmp_path / "h", progress=False)
+        bench_host(model, HostBenchConfig(threads=(True,), out=tmp_path / "h", progress=False))
     with pytest.raises(InputError, match=r"--target-inference-ms nan"):
-        bench_host(model, target_inference_ms=float("nan"), out=tmp_path / "h", progress=False)
+        bench_host(model, HostBenchConfig(target_inference_ms=float("nan"), out=tmp_path / "h", progress=False))
     with pytest.raises(InputError, match=r"--cooldown -5 is not a finite number >= 0"):
-        bench_device(model, benchmark_binary=FAKE_BENCH, cooldown=-5, out=tmp_path / "d", progress=False)
+        bench_device(model, DeviceBenchConfig(benchmark_binary=FAKE_BENCH, cooldown=-5, out=tmp_path / "d", progress=False))
     with pytest.raises(InputError, match=r"--runs 0 is out of range"):
-        bench_device(model, benchmark_binary=FAKE_BENCH, runs=0, out=tmp_path / "d", progress=False)
+        bench_device(model, DeviceBenchConfig(benchmark_binary=FAKE_BENCH, runs=0, out=tmp_path / "d", progress=False))
     assert not (tmp_path / "h").exists() and not (tmp_path / "d").exists()
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from android_bench.limits import dumps_strict
 from android_bench.parse import parse_benchmark_log
-from android_bench.runner import BenchAborted, bench_device
+from android_bench.runner import BenchAborted, DeviceBenchConfig, bench_device
 from tests.cli_contract import assert_refused, run_oace
 from fakes.adb_double import install_fake_adb, s23
 from fakes.tiny_tflite import build_tiny_bundle
@@ -112,8 +112,8 @@ def test_device_bench_with_impossible_figures_writes_strict_json_and_stops(tmp_p
     model.write_bytes(tiny_model.read_bytes())
     out = tmp_path / "out"
     with pytest.raises(BenchAborted, match=r"cpu-4t r1: invalid \(.*\)"):
-        bench_device(model, benchmark_binary=binary, out=out, threads="4", repeats=1, cooldown=0, progress=False,
-                     runs=20, warmup=1)
+        bench_device(model, DeviceBenchConfig(benchmark_binary=binary, out=out, threads="4", repeats=1, cooldown=0,
+                                              progress=False, runs=20, warmup=1))
     rep = strict_loads((out / "bench.json").read_text())
     run = rep["configurations"][0]["repeats"][0]
     assert run["status"] == "invalid" and run["inference_avg_ms"] is None

@@ -86,7 +86,8 @@ def test_resume_still_refuses_a_changed_setting_or_other_data(one_epoch_run, syn
 
 
 def test_check_resumable_compares_paths_by_identity(synth_set, tmp_path):
-    from model.train import TrainConfig, check_resumable
+    from model.train_config import TrainConfig
+    from model.train_state import check_resumable
 
     saved = TrainConfig(stage="prior", data=f"salient:{synth_set}", out="/old/place/run", prior=str(synth_set))
     now = TrainConfig(stage="prior", data=f"salient:{synth_set}/", out=str(tmp_path / "run/"), prior=f"{synth_set}/./")
@@ -156,7 +157,7 @@ def test_an_empty_checkpoint_names_the_flag(args, flag, tmp_path):
 
 
 def test_load_segmenter_refuses_an_empty_checkpoint():
-    from oace.commands.export import load_segmenter
+    from model.registry import load_segmenter
 
     with pytest.raises(InputError, match="--checkpoint is empty"):
         load_segmenter("", None)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from model.losses import cell_size, contrastive_loss, normalized_focal_loss, prior_loss, sample_patches
+from model.losses import PatchSampling, cell_size, contrastive_loss, normalized_focal_loss, prior_loss, sample_patches
 
 R2 = 1 / math.sqrt(2)
 
@@ -46,12 +46,13 @@ def test_patches_come_from_their_own_pass_and_region():
     f2 = torch.zeros(1, 2, 8, 8)
     f2[:, 1] = 1.0
     f2[:, 0, :, :4] = 5.0
-    (obj, bg), = sample_patches(f1, f2, mask, torch.zeros_like(mask), patches=5, seeds=[0], cell=2, contrast="paper")
+    (obj, bg), = sample_patches(f1, f2, mask, torch.zeros_like(mask), seeds=[0],
+                                sampling=PatchSampling(patches=5, cell=2, contrast="paper"))
     assert obj.shape == (5, 2) and bg.shape == (5, 2)
     assert torch.equal(obj, torch.tensor([[1.0, 0.0]]).repeat(5, 1))
     assert torch.equal(bg, torch.tensor([[0.0, 1.0]]).repeat(5, 1))
     # so the loss is -1 - 1 + 0
-    assert prior_loss(f1, f2, mask, torch.zeros_like(mask), 5, [0], 2, "paper").item() == pytest.approx(-2.0, abs=1e-6)
+    assert prior_loss(f1, f2, mask, torch.zeros_like(mask), [0], PatchSampling(5, 2, contrast="paper")).item() == pytest.approx(-2.0, abs=1e-6)
 
 
 def test_the_pass_shortcut_minimizes_the_literal_loss_but_not_the_within_pass_one():
@@ -63,23 +64,23 @@ def test_the_pass_shortcut_minimizes_the_literal_loss_but_not_the_within_pass_on
     f2 = -f1
     zeros = torch.zeros_like(mask)
     # literal Eq. 1: objects agree (-1), backgrounds agree (-1), object vs background cos -1 (+(-1)): the minimum, -3
-    assert prior_loss(f1, f2, mask, zeros, 5, [0], 2, "paper").item() == pytest.approx(-3.0, abs=1e-6)
+    assert prior_loss(f1, f2, mask, zeros, [0], PatchSampling(5, 2, contrast="paper")).item() == pytest.approx(-3.0, abs=1e-6)
     # within: bg = 5 pass-2 (-1, 0) + 5 pass-1 (1, 0) patches; bg-bg pairs: 40 at +1, 50 at -1 of 90 -> -1/9;
     # obj-bg: 25 at -1, 25 at +1 -> 0; L = -1 + 1/9 + 0 = -8/9
-    (obj, bg), = sample_patches(f1, f2, mask, zeros, 5, [0], 2, contrast="within")
+    (obj, bg), = sample_patches(f1, f2, mask, zeros, [0], PatchSampling(5, 2, contrast="within"))
     assert obj.shape == (5, 2) and bg.shape == (10, 2)
-    assert prior_loss(f1, f2, mask, zeros, 5, [0], 2).item() == pytest.approx(-8 / 9, abs=1e-6)
+    assert prior_loss(f1, f2, mask, zeros, [0], PatchSampling(5, 2)).item() == pytest.approx(-8 / 9, abs=1e-6)
     # while an embedding that does separate the object within each pass still reaches -3
     g1 = f1.clone()
     g1[:, 0, :, 4:] = -1.0  # pass 1: object (1, 0), background (-1, 0)
-    assert prior_loss(g1, f2, mask, zeros, 5, [0], 2).item() == pytest.approx(-3.0, abs=1e-6)
+    assert prior_loss(g1, f2, mask, zeros, [0], PatchSampling(5, 2)).item() == pytest.approx(-3.0, abs=1e-6)
 
 
 def test_images_without_enough_patches_are_skipped_but_keep_the_graph():
     f = torch.randn(1, 2, 8, 8, requires_grad=True)
     mask = torch.zeros(1, 1, 8, 8)
     mask[..., 0, 0] = 1  # one object pixel: no object cell reaches 50 % coverage
-    loss = prior_loss(f, f, mask, torch.zeros_like(mask), 4, [0], 2)
+    loss = prior_loss(f, f, mask, torch.zeros_like(mask), [0], PatchSampling(4, 2))
     assert loss.item() == 0.0
     loss.backward()
     assert f.grad is not None and float(f.grad.abs().sum()) == 0.0

@@ -95,12 +95,13 @@ def test_the_reference_obeys_corrective_taps_on_real_photos(shared_dir):
     negative taps; the refiner makes both kinds count."""
     from model.backends import TorchBackend
     from model.data import get_dataset
-    from model.evaluate import evaluate_dataset
+    from model.evaluate import EvalConfig, evaluate_dataset
     from model.registry import load_model
 
     ds = get_dataset("GrabCut", shared_dir / "data")
     samples = [ds[i] for i in range(4)]
-    run = evaluate_dataset(samples, TorchBackend(load_model(reference.reference_checkpoint())), max_clicks=4, progress=False)
+    run = evaluate_dataset(samples, TorchBackend(load_model(reference.reference_checkpoint())),
+                           EvalConfig(max_clicks=4, progress=False))
     m = run.metrics
     assert m["obey_neg_clicks"] >= 2 and m["obey_neg"] >= 0.75, m
     assert m["obey_pos_clicks"] >= 2 and m["obey_pos"] >= 0.75, m

@@ -7,7 +7,8 @@ import torch
 
 from oace.errors import CheckpointError, InputError
 from model.losses import anchor_loss
-from model.train import TrainConfig, build_task, load_anchor, set_train_mode
+from model.train_config import TrainConfig
+from model.train_tasks import build_task, load_anchor, set_train_mode
 
 
 def test_anchor_loss_is_zero_on_the_target_and_grows_away_from_it():
@@ -40,7 +41,7 @@ def test_a_fine_tune_started_from_its_anchor_pays_nothing_until_its_weights_move
     cfg = TrainConfig(stage="msfnet", data="unused", out="unused", size=64, model="segmenter_disk",
                       weights="reference_v1", anchor="reference_v1", freeze_bn=True, click_weight=0.0)
     task = build_task(cfg, torch.device("cpu"))
-    from model.train import load_start_weights
+    from model.train_tasks import load_start_weights
 
     load_start_weights(task, cfg.weights)
     set_train_mode(task.trainable, True, freeze_bn=True)

@@ -8,7 +8,7 @@ import torch
 
 from model.data import Sample
 from model.segmenter import IMAGENET_MEAN, IMAGENET_STD
-from model.train_data import TrainSet, brightness_contrast, parse_specs, resize_sample, split_indices
+from model.train_data import TrainSet, TrainSetConfig, brightness_contrast, parse_specs, resize_sample, split_indices
 from model.train_clicks import ClickSimConfig
 from oace.errors import InputError
 
@@ -73,7 +73,7 @@ def test_brightness_contrast_is_ritms_formula():
 
 def test_items_are_seeded_per_epoch_and_flip_image_and_mask_together():
     samples = _samples()
-    ds = TrainSet([samples], list(range(6)), 32, ClickSimConfig(), seed=0, train=True, multi_click=True)
+    ds = TrainSet([samples], list(range(6)), TrainSetConfig(size=32, clicks=ClickSimConfig(), seed=0, train=True, multi_click=True))
     a = ds[2]
     assert all(torch.equal(a[k], ds[2][k]) for k in a)  # same epoch: identical
     ds.set_epoch(1)
@@ -96,7 +96,7 @@ def test_items_are_seeded_per_epoch_and_flip_image_and_mask_together():
 
 def test_validation_items_are_plain_and_clicked_at_the_interior_point():
     samples = _samples()
-    ds = TrainSet([samples], [0, 1], 32, ClickSimConfig(), seed=0, train=False, multi_click=False)
+    ds = TrainSet([samples], [0, 1], TrainSetConfig(size=32, clicks=ClickSimConfig(), seed=0, train=False, multi_click=False))
     item = ds[0]
     img, mask, _, _ = resize_sample(samples[0], 32)
     mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
@@ -110,7 +110,8 @@ def test_validation_items_are_plain_and_clicked_at_the_interior_point():
 def test_crops_keep_pixel_scale_hold_the_object_and_vary_by_epoch():
     samples = _samples()
     full = resize_sample(samples[3], 64)
-    ds = TrainSet([samples], list(range(6)), 64, ClickSimConfig(), seed=0, train=True, multi_click=False, crop=32)
+    ds = TrainSet([samples], list(range(6)),
+                  TrainSetConfig(size=64, clicks=ClickSimConfig(), seed=0, train=True, multi_click=False, crop=32))
     origins = set()
     for epoch in range(10):
         ds.set_epoch(epoch)
@@ -127,7 +128,7 @@ def test_crops_keep_pixel_scale_hold_the_object_and_vary_by_epoch():
         origins.add(found[0][:2])
     assert len(origins) > 2
     # validation items are never cropped
-    val = TrainSet([samples], [3], 64, ClickSimConfig(), seed=0, train=False, multi_click=False, crop=32)
+    val = TrainSet([samples], [3], TrainSetConfig(size=64, clicks=ClickSimConfig(), seed=0, train=False, multi_click=False, crop=32))
     assert val[0]["image"].shape == (3, 64, 64)
 
 

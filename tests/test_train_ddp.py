@@ -16,9 +16,11 @@ import torch
 
 from model.data import Sample
 from model.registry import PRESETS, build, save_checkpoint
-from model.train import TrainConfig, build_task, set_train_mode, train_step
+from model.train import train_step
+from model.train_config import TrainConfig
+from model.train_tasks import build_task, set_train_mode
 from model.train_clicks import ClickSimConfig
-from model.train_data import TrainSet
+from model.train_data import TrainSet, TrainSetConfig
 
 REPO = Path(__file__).resolve().parents[1]
 GLOBAL_BATCH = 4
@@ -32,7 +34,9 @@ from pathlib import Path
 sys.path[:0] = [{repo!r}, {tests!r}]
 import torch
 from torch import nn
-from model.train import build_task, init_distributed, set_train_mode, train_step
+from model.train import train_step
+from model.train_dist import init_distributed
+from model.train_tasks import build_task, set_train_mode
 from test_train_ddp import config, global_batch
 
 torch.set_num_threads(1)
@@ -68,7 +72,8 @@ def global_batch(cfg: TrainConfig) -> dict[str, torch.Tensor]:
         image[mask] += np.uint8(120)
         samples.append(Sample(image, mask, np.zeros_like(mask), f"s{i}"))
     clicks = ClickSimConfig(single_click_prob=0.0, iterative_prob=1.0, max_iterative=2, margin=1, band=6)
-    ds = TrainSet([samples], list(range(GLOBAL_BATCH)), cfg.size, clicks, seed=0, train=True, multi_click=cfg.stage == "msfnet")
+    ds = TrainSet([samples], list(range(GLOBAL_BATCH)),
+                  TrainSetConfig(size=cfg.size, clicks=clicks, seed=0, train=True, multi_click=cfg.stage == "msfnet"))
     return torch.utils.data.default_collate([ds[i] for i in range(GLOBAL_BATCH)])
 
 

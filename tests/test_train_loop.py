@@ -13,8 +13,11 @@ import torch
 from PIL import Image
 
 from model.registry import PRESETS, build, load_model, save_checkpoint
-from model.train import TrainConfig, build_task, load_state, run_training, train_step
-from model.train_data import TrainSet, open_datasets, parse_specs
+from model.train import run_training, train_step
+from model.train_config import TrainConfig
+from model.train_state import load_state
+from model.train_tasks import build_task
+from model.train_data import TrainSet, TrainSetConfig, open_datasets, parse_specs
 from oace.cli import main
 from oace.errors import InputError
 
@@ -55,8 +58,8 @@ def _cfg(salient_dir: Path, out: Path, stage: str, prior: Path | None = None, **
 
 
 def _fixed_batch(cfg: TrainConfig, n: int = 4) -> dict[str, torch.Tensor]:
-    ds = TrainSet(open_datasets(parse_specs(cfg.data)), list(range(n)), cfg.size, cfg.clicks, seed=0, train=True,
-                  multi_click=cfg.stage == "msfnet")
+    ds = TrainSet(open_datasets(parse_specs(cfg.data)), list(range(n)),
+                  TrainSetConfig(size=cfg.size, clicks=cfg.clicks, seed=0, train=True, multi_click=cfg.stage == "msfnet"))
     return torch.utils.data.default_collate([ds[i] for i in range(n)])
 
 
@@ -98,7 +101,7 @@ def test_a_bf16_autocast_step_lowers_the_loss_on_a_fixed_batch(salient_dir, tiny
 
 
 def test_roc_auc_matches_the_hand_computed_value():
-    from model.train import roc_auc
+    from model.train_tasks import roc_auc
 
     # positives score 0.35 and 0.8, negatives 0.1 and 0.4: 3 of the 4 (pos, neg) pairs are ordered right
     assert roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([False, False, True, True])) == 0.75
@@ -147,7 +150,7 @@ def test_msfnet_run_writes_reports_and_an_exportable_segmenter(salient_dir, tiny
     for name in ("last.pt", "best.pt", "segmenter.pt", "metrics.csv", "train.json", "train.md", "curves.png"):
         assert (out / name).is_file(), name
     rows = (out / "metrics.csv").read_text().splitlines()
-    assert rows[0] == "epoch,train_loss,val_loss,val_miou1,val_obey_pos,val_obey_neg,val_click_target,val_containment,val_interior_spread,crops_per_s,seconds"
+    assert rows[0] == "epoch,train_loss,val_loss,val_miou1,val_miou_robot,val_obey_pos,val_obey_neg,val_click_target,val_containment,val_interior_spread,crops_per_s,seconds"
     assert len(rows) == 3
     assert summary["best"]["metric"] == "val_miou1" and summary["click_radius"] == 1
     first, second = summary["epochs"]
@@ -259,7 +262,7 @@ def test_max_minutes_ends_the_run_early_with_the_epoch_validated_and_saved(salie
 
 
 def test_weights_start_a_run_from_trained_weights_and_refuse_other_architectures(salient_dir, tiny_prior, tmp_path):
-    from model.train import load_start_weights
+    from model.train_tasks import load_start_weights
     from oace.errors import CheckpointError
 
     first = tmp_path / "first"

@@ -4,16 +4,22 @@
     oace bench --device [SERIAL|auto] MODEL.tflite --benchmark-binary PATH [--delegates cpu,gpu] ...
     oace bench parse LOG [--json]
 
-A thin mirror of android_bench.runner.bench_host / bench_device and android_bench.parse.
+A thin mirror of android_bench.host.bench_host, android_bench.runner.bench_device and android_bench.parse;
+the options' defaults live in android_bench.config.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
+from typing import Any, TypeVar
 
+from android_bench.config import BenchConfig, DeviceBenchConfig, HostBenchConfig
 from oace.errors import InputError
+
+C = TypeVar("C", bound=BenchConfig)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,38 +37,57 @@ def register(sub: argparse._SubParsersAction) -> None:
     mode.add_argument("--device", nargs="?", const="auto", default=None, metavar="SERIAL|auto",
                       help="measure on a phone over adb (default: the only connected device)")
     p.add_argument("--json", action="store_true", help="(parse) print the normalized result as JSON")
-    p.add_argument("--out", default="runs/bench", help="output directory (default runs/bench)")
+    p.add_argument("--out", default=_default(BenchConfig, "out"), help="output directory (default runs/bench)")
+    # --threads / --warmup / --runs: unset (None) takes the host's or the device's default
     p.add_argument("--threads", default=None,
                    help="comma-separated thread counts, each 1..64 (host default 1,2; device default 4)")
     p.add_argument("--warmup", type=int, default=None, help="warmup runs, 0..10000 (default 5)")
     p.add_argument("--runs", type=int, default=None, help="timed runs, 1..100000 (host default 30, device default 50)")
-    p.add_argument("--seed", type=int, default=0, help="(host) seed of the random inputs")
-    p.add_argument("--profile", default=None, help="device profile name (e.g. 'Galaxy S23') or JSON file")
-    p.add_argument("--target-load-ms", type=float, default=None, help="override the profile's load target")
-    p.add_argument("--target-inference-ms", type=float, default=None, help="override the profile's inference target")
+    p.add_argument("--seed", type=int, default=_default(HostBenchConfig, "seed"), help="(host) seed of the random inputs")
+    p.add_argument("--profile", default=_default(BenchConfig, "profile"),
+                   help="device profile name (e.g. 'Galaxy S23') or JSON file")
+    p.add_argument("--target-load-ms", type=float, default=_default(BenchConfig, "target_load_ms"),
+                   help="override the profile's load target")
+    p.add_argument("--target-inference-ms", type=float, default=_default(BenchConfig, "target_inference_ms"),
+                   help="override the profile's inference target")
     p.add_argument("--kernel-floor", action="store_true",
                    help="(host) also measure this CPU's int8/fp32 convolution floor, to read the model's ms/GMAC against")
-    p.add_argument("--preprocess-ms", type=float, default=None,
+    p.add_argument("--preprocess-ms", type=float, default=_default(BenchConfig, "preprocess_ms"),
                    help="app-side preprocessing time to add when the model has no in-graph preprocessing")
-    dev = p.add_argument_group("device options")
-    dev.add_argument("--benchmark-binary", default=None, metavar="PATH",
-                     help="TFLite/LiteRT benchmark_model built for the phone (e.g. android_aarch64_benchmark_model)")
-    dev.add_argument("--delegates", default="cpu", help="comma-separated: cpu (XNNPACK), gpu, nnapi (default cpu)")
-    dev.add_argument("--repeats", type=int, default=3, help="benchmark_model runs per configuration, 1..100 (default 3)")
-    dev.add_argument("--cooldown", type=float, default=10.0, help="seconds to wait between runs, 0..3600 (default 10)")
-    dev.add_argument("--cpu-mask", default=None,
-                     help="taskset hex mask for benchmark_model (e.g. f0), or 'big': every core outside the slowest cluster")
-    dev.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per benchmark_model run (> 0, <= 86400)")
-    dev.add_argument("--remote-dir", default="/data/local/tmp", help="where model and binary go on the phone")
-    dev.add_argument("--extra-arg", dest="extra_args", action="append", default=[], metavar="FLAG",
-                     help="extra benchmark_model flag, repeatable (e.g. --extra-arg=--gpu_precision_loss_allowed=false)")
-    dev.add_argument("--adb", default=None, help="adb executable (default: $ADB or adb on PATH)")
+    _register_device_options(p.add_argument_group("device options"))
     p.set_defaults(handler=run)
 
 
-def _threads(value: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
+def _default(config: type, name: str) -> Any:
+    """The default of one option, kept once: in the config dataclass's field."""
+    return config.__dataclass_fields__[name].default
+
+
+def _register_device_options(dev: argparse._ArgumentGroup) -> None:
+    dev.add_argument("--benchmark-binary", default=None, metavar="PATH",
+                     help="TFLite/LiteRT benchmark_model built for the phone (e.g. android_aarch64_benchmark_model)")
+    dev.add_argument("--delegates", default=_default(DeviceBenchConfig, "delegates"),
+                     help="comma-separated: cpu (XNNPACK), gpu, nnapi (default cpu)")
+    dev.add_argument("--repeats", type=int, default=_default(DeviceBenchConfig, "repeats"),
+                     help="benchmark_model runs per configuration, 1..100 (default 3)")
+    dev.add_argument("--cooldown", type=float, default=_default(DeviceBenchConfig, "cooldown"),
+                     help="seconds to wait between runs, 0..3600 (default 10)")
+    dev.add_argument("--cpu-mask", default=_default(DeviceBenchConfig, "cpu_mask"),
+                     help="taskset hex mask for benchmark_model (e.g. f0), or 'big': every core outside the slowest cluster")
+    dev.add_argument("--timeout", type=float, default=_default(DeviceBenchConfig, "timeout"),
+                     help="seconds allowed per benchmark_model run (> 0, <= 86400)")
+    dev.add_argument("--remote-dir", default=_default(DeviceBenchConfig, "remote_dir"),
+                     help="where model and binary go on the phone")
+    # None when no --extra-arg is given (append needs a list): the config's default applies
+    dev.add_argument("--extra-arg", dest="extra_args", action="append", default=None, metavar="FLAG",
+                     help="extra benchmark_model flag, repeatable (e.g. --extra-arg=--gpu_precision_loss_allowed=false)")
+    dev.add_argument("--adb", default=_default(DeviceBenchConfig, "adb"),
+                     help="adb executable (default: $ADB or adb on PATH)")
+
+
+def _threads(value: str | None) -> tuple[int, ...] | None:
     if value is None:
-        return default
+        return None
     try:
         out = tuple(int(v) for v in value.split(",") if v.strip())
     except ValueError:
@@ -70,6 +95,14 @@ def _threads(value: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
     if not out:
         raise InputError("--threads is empty")
     return out
+
+
+def _config(config: type[C], args: argparse.Namespace, **given: Any) -> C:
+    """`config` from the parsed options named like its fields (an unset one, None, keeps the field's
+    default), with `given` taking precedence."""
+    names = {f.name for f in dataclasses.fields(config)}
+    options = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    return config(**{**options, **given})
 
 
 def _print_parse(result: dict, as_json: bool) -> None:
@@ -140,32 +173,28 @@ def run(args: argparse.Namespace) -> int:
     if not args.host and device is None:
         raise InputError("choose where to measure: --host, or --device [SERIAL|auto] with --benchmark-binary PATH")
 
-    if args.host:
-        from android_bench.host import bench_host
-
-        report = bench_host(
-            model, threads=_threads(args.threads, (1, 2)), warmup=5 if args.warmup is None else args.warmup,
-            runs=30 if args.runs is None else args.runs, seed=args.seed, out=args.out, profile=args.profile,
-            target_load_ms=args.target_load_ms, target_inference_ms=args.target_inference_ms,
-            preprocess_ms=args.preprocess_ms, kernel_floor=args.kernel_floor, argv=sys.argv,
-        )
-    else:
-        if args.kernel_floor:
-            raise InputError("--kernel-floor measures this computer's CPU: use it with --host")
-        if not args.benchmark_binary:
-            raise InputError(
-                "--device needs --benchmark-binary PATH (TFLite's android_aarch64_benchmark_model; see docs/bench.md)"
-            )
-        from android_bench.runner import bench_device
-
-        report = bench_device(
-            model, benchmark_binary=args.benchmark_binary, device=device,
-            threads=_threads(args.threads, (4,)), delegates=args.delegates,
-            warmup=5 if args.warmup is None else args.warmup, runs=50 if args.runs is None else args.runs,
-            repeats=args.repeats, cooldown=args.cooldown, cpu_mask=args.cpu_mask, timeout=args.timeout,
-            out=args.out, profile=args.profile, target_load_ms=args.target_load_ms,
-            target_inference_ms=args.target_inference_ms, preprocess_ms=args.preprocess_ms,
-            remote_dir=args.remote_dir, extra_args=args.extra_args, adb=args.adb, argv=sys.argv,
-        )
+    report = _run_host(model, args) if args.host else _run_device(model, device, args)
     _summary(report)
     return 0
+
+
+def _run_host(model: str, args: argparse.Namespace) -> dict:
+    from android_bench.host import bench_host
+
+    threads = _threads(args.threads)
+    given = {} if threads is None else {"threads": threads}
+    return bench_host(model, _config(HostBenchConfig, args, **given), argv=sys.argv)
+
+
+def _run_device(model: str, device: str, args: argparse.Namespace) -> dict:
+    if args.kernel_floor:
+        raise InputError("--kernel-floor measures this computer's CPU: use it with --host")
+    if not args.benchmark_binary:
+        raise InputError(
+            "--device needs --benchmark-binary PATH (TFLite's android_aarch64_benchmark_model; see docs/bench.md)"
+        )
+    from android_bench.runner import bench_device
+
+    threads = _threads(args.threads)
+    given = {"device": device} if threads is None else {"device": device, "threads": threads}
+    return bench_device(model, _config(DeviceBenchConfig, args, **given), argv=sys.argv)

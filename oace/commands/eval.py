@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from model.evaluate import EvalConfig
+
+# the eval flags' defaults live once, in model.evaluate.EvalConfig: a flag left out is absent from the
+# parsed arguments and the config keeps its own default (importing the config here would load
+# PyTorch on every `oace` command)
+UNSET = argparse.SUPPRESS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,21 +28,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True, metavar="NAME",
                    help="GrabCut, Berkeley, DAVIS, SBD, COCO_MVal, COCO, LVIS, yolo_seg, salient, ECSSD, DUTS")
     p.add_argument("--data-root", required=True, metavar="DIR", help="the dataset folder or its parent")
-    p.add_argument("--max-clicks", type=int, default=20, help="clicks per object (default 20)")
+    p.add_argument("--max-clicks", type=int, default=UNSET, help="clicks per object (default 20)")
     p.add_argument("--out", default="runs/eval", metavar="DIR", help="report folder (default runs/eval)")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N samples")
-    p.add_argument("--robustness-trials", type=int, default=5, metavar="N",
+    p.add_argument("--limit", type=int, default=UNSET, metavar="N", help="only the first N samples")
+    p.add_argument("--robustness-trials", type=int, default=UNSET, metavar="N",
                    help="random first clicks per object for the robustness test (0 = skip; default 5)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the robustness clicks (default 0)")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
+    p.add_argument("--seed", type=int, default=UNSET, help="seed of the robustness clicks (default 0)")
+    p.add_argument("--threads", type=int, default=UNSET, metavar="N",
                    help="CPU threads for inference, 1..4 x this machine's CPUs (default: the runtime's own choice)")
-    p.add_argument("--distance", choices=("scipy", "opencv"), default="scipy",
+    p.add_argument("--distance", choices=("scipy", "opencv"), default=UNSET,
                    help="robot distance transform: scipy (exact, deterministic; default) or opencv (RITM's own "
                         "float32 path: differs on exact ties, and not deterministic run to run)")
-    p.add_argument("--containment-trials", type=int, default=3, metavar="N",
+    p.add_argument("--containment-trials", type=int, default=UNSET, metavar="N",
                    help="first clicks per image drawn uniformly over the whole image; reports the share whose mask "
                         "contains the clicked pixel (default 3; 0 skips)")
-    p.add_argument("--zoom-in", action="store_true",
+    p.add_argument("--zoom-in", action="store_true", default=UNSET,
                    help="follow-up clicks run on a crop around the current mask (RITM's ZoomIn: 1.4x the box, >= 200 px)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=_handler)
@@ -41,13 +51,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _handler(args: argparse.Namespace) -> int:
     from model.evaluate import run_eval
 
-    paths = run_eval(model=args.model, dataset=args.dataset, data_root=args.data_root, max_clicks=args.max_clicks,
-                     out=args.out, limit=args.limit, robustness_trials=args.robustness_trials, seed=args.seed,
-                     progress=not args.no_progress, threads=args.threads,
-                     distance=args.distance, zoom_in=args.zoom_in, containment_trials=args.containment_trials,
-                     argv=sys.argv)
+    paths = run_eval(model=args.model, dataset=args.dataset, data_root=args.data_root, cfg=eval_config(args),
+                     out=args.out, argv=sys.argv)
     for path in paths[:3]:
         print(path)
     if len(paths) > 3:
         print(f"{len(paths) - 3} overlay PNGs in {paths[0].parent}")
     return 0
+
+
+def eval_config(args: argparse.Namespace) -> EvalConfig:
+    """The EvalConfig the flags describe: the flags given, the config's defaults for the rest."""
+    from model.evaluate import EvalConfig
+    from model.zoom_in import ZoomIn
+
+    given = vars(args)
+    options = {f.name: given[f.name] for f in dataclasses.fields(EvalConfig) if f.name in given}
+    if options.pop("zoom_in", False):
+        options["zoom_in"] = ZoomIn()
+    if args.no_progress:
+        options["progress"] = False
+    return EvalConfig(**options)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 
 def add_calibration_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,23 +29,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def load_segmenter(checkpoint: str | None, preset: str | None):
-    """(model, weights description, model version) from a checkpoint (`reference`: the shipped one)
-    or a seeded preset."""
-    from model.reference import resolve_checkpoint
-    from model.registry import build_model, load_model
-    from oace.errors import InputError
-
-    if checkpoint is not None and not checkpoint.strip():
-        raise InputError("--checkpoint is empty: give a segmenter checkpoint (.pt) or `reference`")
-    if checkpoint:
-        checkpoint = resolve_checkpoint(checkpoint)
-        model = load_model(checkpoint)
-        meta = getattr(model, "checkpoint_meta", {})
-        return model, f"checkpoint {checkpoint} ({meta.get('weights', 'no description')})", meta.get("model_version", "unversioned")
-    return build_model(preset, seed=0), f"UNTRAINED: seeded random weights of preset {preset} (seed 0)", f"{preset}-untrained"
-
-
 def split_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -52,16 +36,16 @@ def split_list(text: str) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from calibration_data import build_calibration_set
     from export.pipeline import ExportOptions, check_options, export_bundle
+    from model.registry import load_segmenter
     from oace.artifacts import check_output_dir
 
-    check_options(ExportOptions(min_int8_iou=args.min_int8_iou, opset=args.opset))
+    opts = ExportOptions(precisions=split_list(args.precision), extra_modes=split_list(args.extra),
+                         min_int8_iou=args.min_int8_iou, opset=args.opset)
+    check_options(opts)
     check_output_dir(args.out, "--out")
     model, weights, version = load_segmenter(args.checkpoint, args.model)
     calibration = build_calibration_set(args.calib, count=args.calib_count, seed=args.calib_seed, force=args.force_calib)
-    result = export_bundle(
-        model, args.out, calibration=calibration, precisions=split_list(args.precision),
-        extra_modes=split_list(args.extra), min_int8_iou=args.min_int8_iou, opset=args.opset,
-        model_version=version, weights=weights,
-    )
+    opts = dataclasses.replace(opts, model_version=version, weights=weights)
+    result = export_bundle(model, args.out, calibration=calibration, opts=opts)
     print((result.out_dir / "export_report.md").read_text())
     return 0
