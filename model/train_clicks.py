@@ -25,6 +25,7 @@ import torch
 from scipy import ndimage
 
 from model.click_maps import NEGATIVE, PADDING, POSITIVE
+from model.evaluate import iou
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,7 +236,6 @@ def robot_obedience(
         for i, x, y, label in added:
             inside = bool(probs[i, 0, y, x] > threshold)
             out["val_obey_pos" if label == POSITIVE else "val_obey_neg"].append(float(inside == (label == POSITIVE)))
-    final = (probs[:, 0].cpu().numpy() > threshold) & ~ig_np
-    inter, union = (final & gt_np).sum(axis=(1, 2)), ((final | gt_np) & ~ig_np).sum(axis=(1, 2))
-    out["val_miou_robot"] = (inter / np.maximum(union, 1)).tolist()
+    final = probs[:, 0].cpu().numpy() > threshold
+    out["val_miou_robot"] = [iou(g, p, ig) for g, p, ig in zip(gt_np, final, ig_np)]
     return out
