@@ -12,8 +12,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from android_bench.profiles import DeviceProfile
-from android_bench.report import write_bench_reports
+from oace.android_bench.profiles import DeviceProfile
+from oace.android_bench.report import write_bench_reports
 from oace.artifacts import sha256_file
 from oace.errors import InputError, ToolkitError
 from oace.litert import interpreter_class, verify_tflite  # noqa: F401  (re-exported for android_bench.host)
@@ -60,7 +60,7 @@ def describe_model(model: str | os.PathLike) -> dict[str, Any]:
         info["preprocessing_in_graph"] = None
         info["inspect_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
     try:
-        from export.tflite_inspect import tflite_macs
+        from oace.export.tflite_inspect import tflite_macs
 
         info["macs"] = tflite_macs(p).to_json()  # ms per GMAC in the report; which kernels (int8 / float) run
     except Exception as exc:  # noqa: BLE001 - MACs only add a column; a file TensorFlow cannot read still runs

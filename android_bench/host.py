@@ -11,12 +11,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from android_bench.common import aggregate, describe_model, fail, interpreter_class, new_report, verify_tflite
-from android_bench.config import HostBenchConfig
-from android_bench.host_cpu import cpu_facts, int8_note
-from android_bench.limits import check_run_counts, check_targets
-from android_bench.profiles import DeviceProfile, get_profile, verdict, with_targets
-from android_bench.report import write_bench_reports
+from oace.android_bench.common import aggregate, describe_model, fail, interpreter_class, new_report, verify_tflite
+from oace.android_bench.config import HostBenchConfig
+from oace.android_bench.host_cpu import cpu_facts, int8_note
+from oace.android_bench.limits import check_run_counts, check_targets
+from oace.android_bench.profiles import DeviceProfile, get_profile, verdict, with_targets
+from oace.android_bench.report import write_bench_reports
 from oace.errors import ToolkitError
 
 
@@ -184,7 +184,7 @@ def _measure(
         report["configurations"].append(_host_configuration(model, t, config, prof, report["model"]))
         write_bench_reports(report, out_dir)
     if config.kernel_floor:
-        from android_bench.kernel_floor import build_probe, measure_floor
+        from oace.android_bench.kernel_floor import build_probe, measure_floor
 
         with tempfile.TemporaryDirectory(prefix="oace_floor_") as tmp:
             report["kernel_floor"] = measure_floor(build_probe(tmp), threads)

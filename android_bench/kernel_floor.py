@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from android_bench.common import timed_ms
+from oace.android_bench.common import timed_ms
 from oace.tf_import import import_tensorflow
 
 # (spatial size, channels, convolutions) for a 512x512 input: HRNet-W18's four branches, each with

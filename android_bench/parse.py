@@ -47,7 +47,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from android_bench.limits import finite_json
+from oace.android_bench.limits import finite_json
 from oace.errors import InputError
 
 MAX_LOG_BYTES = 16 << 20  # 16 MiB: the largest real log we hold (op profiling, 3 kB) x 5000

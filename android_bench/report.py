@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from android_bench.host_cpu import dot_product_text
-from android_bench.limits import strict_json
+from oace.android_bench.host_cpu import dot_product_text
+from oace.android_bench.limits import strict_json
 from oace.artifacts import atomic_path
 from oace.reports import markdown_table, write_report
 

@@ -17,13 +17,13 @@ from typing import Any, Callable, Sequence
 
 from tqdm import tqdm
 
-from android_bench import adb as adb_mod
-from android_bench.common import BenchAborted, aggregate, describe_model, fail, new_report
-from android_bench.config import DeviceBenchConfig
-from android_bench.limits import MAX_COOLDOWN_S, MAX_TIMEOUT_S, check_run_counts, check_seconds, check_targets
-from android_bench.parse import parse_benchmark_log
-from android_bench.profiles import DeviceProfile, get_profile, verdict, with_targets
-from android_bench.report import write_bench_reports
+from oace.android_bench import adb as adb_mod
+from oace.android_bench.common import BenchAborted, aggregate, describe_model, fail, new_report
+from oace.android_bench.config import DeviceBenchConfig
+from oace.android_bench.limits import MAX_COOLDOWN_S, MAX_TIMEOUT_S, check_run_counts, check_seconds, check_targets
+from oace.android_bench.parse import parse_benchmark_log
+from oace.android_bench.profiles import DeviceProfile, get_profile, verdict, with_targets
+from oace.android_bench.report import write_bench_reports
 from oace.artifacts import sha256_file, write_bytes_atomic
 from oace.errors import InputError
 

@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from android_bench.common import timed_ms  # noqa: E402
+from oace.android_bench.common import timed_ms  # noqa: E402
 from oace.artifacts import write_json_atomic  # noqa: E402
 from oace.reports import markdown_table, provenance  # noqa: E402
 
@@ -46,7 +46,7 @@ FLOOR_MARGIN = 1.15  # int8 ms/GMAC within 15% of the floor
 
 
 def inputs(seed: int = 0):
-    from model.segmenter import pack_clicks
+    from oace.model.segmenter import pack_clicks
 
     rng = np.random.default_rng(seed)
     return (rng.integers(0, 256, (1, 512, 512, 3), dtype=np.uint8),
@@ -66,7 +66,7 @@ def measure_block(args: argparse.Namespace) -> dict:
     if name == "torch fp32":
         import torch
 
-        from model.registry import build_model, load_model
+        from oace.model.registry import build_model, load_model
 
         torch.set_num_threads(n)
         model = (load_model(args.checkpoint) if args.checkpoint else build_model(args.model)).eval()
@@ -85,7 +85,7 @@ def measure_block(args: argparse.Namespace) -> dict:
         feed = {"image": image, "clicks": clicks, "prev_mask": prev}
         times = timed_ms(lambda: sess.run(None, feed), args.warmup, args.runs)
     elif name.startswith("conv floor"):
-        from android_bench.kernel_floor import time_probe
+        from oace.android_bench.kernel_floor import time_probe
 
         path = d / FLOOR_DIR / f"conv_floor_{name.split()[2]}.tflite"
         size = path.stat().st_size
@@ -139,8 +139,8 @@ def parser() -> argparse.ArgumentParser:
 def compare(args: argparse.Namespace) -> dict:
     """The parent process: every config measured in alternating blocks at each thread count, then
     the table and the targets printed and bench_export.json written beside the files."""
-    from android_bench.host_cpu import cpu_facts
-    from android_bench.kernel_floor import build_probe
+    from oace.android_bench.host_cpu import cpu_facts
+    from oace.android_bench.kernel_floor import build_probe
 
     d = Path(args.export_dir)
     gmacs = prepare(args, d)
@@ -163,9 +163,9 @@ def compare(args: argparse.Namespace) -> dict:
 
 def prepare(args: argparse.Namespace, d: Path) -> float:
     """Convert the fp16 file from saved_model/ when the export has none; the network's GMACs at its input size."""
-    from export.tflite_convert import saved_model_to_tflite
-    from model.registry import build_model, load_model
-    from model.summary import count_macs
+    from oace.export.tflite_convert import saved_model_to_tflite
+    from oace.model.registry import build_model, load_model
+    from oace.model.summary import count_macs
 
     if not (d / "oace_segmenter_fp16.tflite").exists() and (d / "saved_model").is_dir():
         saved_model_to_tflite(d / "saved_model", d / "oace_segmenter_fp16.tflite", precision="fp16")
@@ -207,7 +207,7 @@ def table_rows(entries: list[dict], by: dict[tuple[str, int], dict]) -> list[tup
 
 
 def print_summary(results: dict, rows: list[tuple], threads: list[int]) -> None:
-    from android_bench.host_cpu import dot_product_text
+    from oace.android_bench.host_cpu import dot_product_text
 
     cpu = results["cpu"]
     print(f"\nsegmenter: {results['gmacs']:.2f} GMACs at 512x512; host figures (this CPU: {cpu['cpu']}, {cpu['cores']} cores, "

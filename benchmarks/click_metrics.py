@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from model.backends import open_backend
-from model.click_metrics import multi_object_metrics
-from model.evaluate import Session
-from model.train_data import TrainSet, TrainSetConfig, open_datasets, parse_specs, split_indices
-from model.train_clicks import ClickSimConfig
+from oace.model.backends import open_backend
+from oace.model.click_metrics import multi_object_metrics
+from oace.model.evaluate import Session
+from oace.model.train_data import TrainSet, TrainSetConfig, open_datasets, parse_specs, split_indices
+from oace.model.train_clicks import ClickSimConfig
 from oace.reports import markdown_table, provenance, write_report
 
 

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from android_bench.common import timed_ms  # noqa: E402
+from oace.android_bench.common import timed_ms  # noqa: E402
 from oace.artifacts import write_json_atomic  # noqa: E402
 
 

@@ -1,6 +1,6 @@
 """The representative int8 calibration set: real photos, clicks inside real object masks.
 
-    from calibration_data import build_calibration_set, materialize, load_coco128_manifest
+    from oace.calibration_data import build_calibration_set, materialize, load_coco128_manifest
 
     calib = build_calibration_set("../shared/data/coco128-seg")            # or a COCO root, a mask folder
     calib = materialize(load_coco128_manifest(), "../shared/data/coco128-seg")  # the committed selection
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from calibration_data.builder import CalibrationSet, build_calibration_set, materialize
-from calibration_data.manifest import MANIFEST_NAME, CalibrationManifest, Entry, PrevMaskRecipe
-from calibration_data.sampling import CalibrationSample
+from oace.calibration_data.builder import CalibrationSet, build_calibration_set, materialize
+from oace.calibration_data.manifest import MANIFEST_NAME, CalibrationManifest, Entry, PrevMaskRecipe
+from oace.calibration_data.sampling import CalibrationSample
 
 COCO128_MANIFEST = Path(__file__).resolve().with_name("coco128_manifest.json")
 

@@ -1,6 +1,6 @@
 """Regenerate the committed `coco128_manifest.json` (no images are committed, only the selection).
 
-    python -m calibration_data.build_manifest [--root ../shared/data/coco128-seg] [--out FILE]
+    python -m oace.calibration_data.build_manifest [--root ../shared/data/coco128-seg] [--out FILE]
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from calibration_data import COCO128_MANIFEST
-from calibration_data.builder import build_calibration_set
+from oace.calibration_data import COCO128_MANIFEST
+from oace.calibration_data.builder import build_calibration_set
 from oace.errors import ToolkitError
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coco128-seg"

@@ -19,12 +19,12 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from calibration_data.manifest import (
+from oace.calibration_data.manifest import (
     PREPROCESSING, CalibrationManifest, Entry, file_list_hash,
 )
-from calibration_data.sampling import CalibrationSample, plan_clicks, render
-from calibration_data.selection import select_instances
-from calibration_data.sources import Instance, Source, open_source
+from oace.calibration_data.sampling import CalibrationSample, plan_clicks, render
+from oace.calibration_data.selection import select_instances
+from oace.calibration_data.sources import Instance, Source, open_source
 from oace.errors import InputError, ToolkitError
 from oace.evaluation_sets import refuse_evaluation_set
 

@@ -17,8 +17,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from calibration_data.sources import Instance, Source, sha256_of
-from model.data import Sample
+from oace.calibration_data.sources import Instance, Source, sha256_of
+from oace.model.data import Sample
 from oace.errors import InputError
 
 OBJECTS_JSON = Path(__file__).resolve().with_name("embedded_objects.json")

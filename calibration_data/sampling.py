@@ -16,10 +16,10 @@ import functools
 import numpy as np
 from scipy import ndimage
 
-from calibration_data.manifest import CLICK_MARGIN_PX, MAX_CLICKS, PROB_THRESHOLD, SIZE, PrevMaskRecipe
-from model.data import Sample
-from model.predictor import resize_image, resize_prob, to_network_xy
-from model.segmenter import check_clicks, pack_clicks
+from oace.calibration_data.manifest import CLICK_MARGIN_PX, MAX_CLICKS, PROB_THRESHOLD, SIZE, PrevMaskRecipe
+from oace.model.data import Sample
+from oace.model.predictor import resize_image, resize_prob, to_network_xy
+from oace.model.segmenter import check_clicks, pack_clicks
 from oace.errors import InputError
 
 FIX_RADIUS = 12  # a follow-up click "fixes" this neighbourhood (grid px): the next one goes elsewhere

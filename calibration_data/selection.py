@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from calibration_data.sources import Instance
+from oace.calibration_data.sources import Instance
 
 
 def _seeded_order(rng: np.random.Generator, items: Sequence[Instance]) -> list[Instance]:

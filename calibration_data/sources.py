@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from model.data import Sample, get_dataset, read_label
+from oace.model.data import Sample, get_dataset, read_label
 from oace.errors import InputError, ToolkitError
 
 # The 80 COCO classes in YOLO index order (coco128-seg's class ids).
@@ -128,7 +128,7 @@ class YoloSegSource(DatasetSource):
     def instances(self) -> list[Instance]:
         from pycocotools import mask as mask_utils
 
-        from model.data.yolo_seg import parse_label_line
+        from oace.model.data.yolo_seg import parse_label_line
 
         out: list[Instance] = []
         lines: dict[Path, list[str]] = {}
@@ -230,7 +230,7 @@ def open_source(source: str | Path, kind: str | None = None) -> Source:
     """The adapter for `source` (a folder, or "embedded"), of `kind` or auto-detected."""
     kind = kind or detect_kind(source)
     if kind == "embedded":
-        from calibration_data.embedded import EmbeddedSource
+        from oace.calibration_data.embedded import EmbeddedSource
         return EmbeddedSource()
     classes = {"yolo_seg": YoloSegSource, "coco": CocoSource, "folder": FolderSource}
     if kind not in classes:

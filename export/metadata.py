@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from model.segmenter import IMAGENET_MEAN, IMAGENET_STD, Segmenter
+from oace.model.segmenter import IMAGENET_MEAN, IMAGENET_STD, Segmenter
 from oace import __version__
 from oace.artifacts import Artifact, write_json_atomic
 from oace.reports import git_sha

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.segmenter import Segmenter, pack_clicks
+from oace.model.segmenter import Segmenter, pack_clicks
 from oace.artifacts import Artifact, atomic_path
 from oace.errors import InputError, ToolkitError
 from oace.reports import tool_versions

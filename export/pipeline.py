@@ -25,18 +25,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from export.metadata import bundle_metadata, write_metadata
-from export.onnx_export import check_opset, export_onnx, run_onnx
-from export.tf_convert import onnx_to_saved_model
-from export.tflite_convert import saved_model_to_tflite
-from export.tflite_inspect import inspect_tflite, require_no_flex
-from export.verify import Parity, compare, run_all
-from model.segmenter import Segmenter
+from oace.export.metadata import bundle_metadata, write_metadata
+from oace.export.onnx_export import check_opset, export_onnx, run_onnx
+from oace.export.tf_convert import onnx_to_saved_model
+from oace.export.tflite_convert import saved_model_to_tflite
+from oace.export.tflite_inspect import inspect_tflite, require_no_flex
+from oace.export.verify import Parity, compare, run_all
+from oace.model.segmenter import Segmenter
 from oace.artifacts import Artifact, publish_dir, staged_dir
 from oace.errors import InputError, ToolkitError
 from oace.litert import SegmentRunner
 from oace.reports import markdown_table, provenance, write_report
-from quantize.int8 import MODES, bundle_name, quantize
+from oace.quantize.int8 import MODES, bundle_name, quantize
 
 PRECISIONS = ("fp32", "fp16", "int8")
 ONNX_NAME = "oace_segmenter.onnx"

@@ -6,8 +6,8 @@ import os
 import time
 from pathlib import Path
 
-from export.tf_convert import SIGNATURE
-from export.tflite_passes import optimize_for_cpu
+from oace.export.tf_convert import SIGNATURE
+from oace.export.tflite_passes import optimize_for_cpu
 from oace.artifacts import Artifact, write_bytes_atomic
 from oace.reports import tool_versions
 from oace.tf_import import import_tensorflow

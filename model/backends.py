@@ -32,7 +32,7 @@ class Backend(Protocol):
 
 def encode_clicks(clicks: Sequence[tuple[int, int, int]]) -> np.ndarray:
     """Click rows `(x, y, label)` (label 1 / 0) -> int32 [1, 24, 3], padded with (0, 0, -1), validated."""
-    from model.segmenter import check_clicks, pack_clicks
+    from oace.model.segmenter import check_clicks, pack_clicks
 
     for i, (x, y, label) in enumerate(clicks):
         if label not in (0, 1):
@@ -74,7 +74,7 @@ class TorchBackend:
         p = Path(path)
         if not p.is_file():
             raise CheckpointError(f"{p}: checkpoint not found")
-        from model.registry import load_model
+        from oace.model.registry import load_model
 
         return cls(load_model(p), name=f"torch:{p.name}", num_threads=num_threads)
 
@@ -127,7 +127,7 @@ def open_backend(path: str | os.PathLike, num_threads: int | None = None) -> Bac
 
     num_threads: CPU threads for inference (None: torch's default, all cores for LiteRT). On a busy
     machine 1 thread can be many times faster than an oversubscribed 2."""
-    from model.reference import resolve_checkpoint
+    from oace.model.reference import resolve_checkpoint
 
     p = Path(resolve_checkpoint(str(path)))
     if p.suffix.lower() == ".tflite":

@@ -22,9 +22,9 @@ import dataclasses
 
 import torch
 
-from model.msfnet import MSFNet, MSFNetConfig
-from model.prior import OACEPrior
-from model.segmenter import Segmenter, SegmenterConfig
+from oace.model.msfnet import MSFNet, MSFNetConfig
+from oace.model.prior import OACEPrior
+from oace.model.segmenter import Segmenter, SegmenterConfig
 
 # the MSFNet weights whose input is the guidance: [out, guidance_channels, k, k]
 GUIDANCE_READERS = ("guide_block.0.weight", "msf.conv.0.0.weight")

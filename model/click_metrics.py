@@ -20,8 +20,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from model.composite import Composite, paste_objects
-from model.train_clicks import interior_point
+from oace.model.composite import Composite, paste_objects
+from oace.model.train_clicks import interior_point
 
 PRED_THR = 0.49
 # predict(first click (x, y)) -> probabilities at the image's size

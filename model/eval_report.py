@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from oace.artifacts import atomic_path
 from oace.reports import markdown_table, provenance, tool_versions, write_report
-from model.evaluate import EvalRun, Worst
+from oace.model.evaluate import EvalRun, Worst
 
 PROTOCOL_NOTE = (
     "RITM protocol: robot clicks at the centre (L2 distance-transform arg-max, 1 px zero padding) of the "

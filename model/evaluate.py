@@ -20,12 +20,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
-from model.backends import INPUT_SIZE, Backend
-from model.clicks import DEFAULT_DISTANCE, DISTANCES, Click, Clicker
-from model.data.base import Sample, SegDataset
-from model.predictor import resize_image, resize_prob, to_network_xy
-from model.reference import resolve_checkpoint
-from model.zoom_in import ZoomIn, crop_clicks, object_box, paste
+from oace.model.backends import INPUT_SIZE, Backend
+from oace.model.clicks import DEFAULT_DISTANCE, DISTANCES, Click, Clicker
+from oace.model.data.base import Sample, SegDataset
+from oace.model.predictor import resize_image, resize_prob, to_network_xy
+from oace.model.reference import resolve_checkpoint
+from oace.model.zoom_in import ZoomIn, crop_clicks, object_box, paste
 
 PRED_THR = 0.49
 NOC_THRESHOLDS = (0.85, 0.90)
@@ -331,7 +331,7 @@ def click_containment(dataset: SegDataset | Sequence[Sample], backend: Backend, 
     """Containment: `n_trials` seeded first clicks uniform over each whole image (object or not); the
     share whose mask contains the clicked pixel (model/click_metrics.py). A click-blind model that
     always returns its salient object fails every click off it."""
-    from model.click_metrics import containment
+    from oace.model.click_metrics import containment
 
     n = len(dataset) if limit is None else min(limit, len(dataset))
     hits: list[bool] = []
@@ -352,8 +352,8 @@ def open_for_eval(path: Path, threads: int | None = None) -> Backend:
     """The backend for `path`, refused (one-line InputError) when it cannot be evaluated: a checkpoint
     of a part (a prior or a bare MSFNet) instead of a segmenter, or weights / outputs that are not
     finite (NaN weights would otherwise score a silent mIoU of 0)."""
-    from model.backends import TorchBackend, open_backend
-    from model.segmenter import Segmenter
+    from oace.model.backends import TorchBackend, open_backend
+    from oace.model.segmenter import Segmenter
     from oace.errors import InputError
 
     backend = open_backend(path, num_threads=threads)
@@ -411,8 +411,8 @@ def check_eval_args(model: Sequence[str | Path], cfg: EvalConfig) -> None:
 def run_eval(model: Sequence[str | Path], dataset: str, data_root: str | Path, *, cfg: EvalConfig = EvalConfig(),
              out: str | Path = "runs/eval", argv: Sequence[str] | None = None) -> list[Path]:
     """`oace eval`: every model (checkpoint or .tflite) on one dataset; writes the report files."""
-    from model.data import get_dataset
-    from model.eval_report import write_eval_report
+    from oace.model.data import get_dataset
+    from oace.model.eval_report import write_eval_report
     from oace.artifacts import check_output_dir
 
     check_eval_args(model, cfg)

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from model.hrnet import HRNet
+from oace.model.hrnet import HRNet
 from oace.errors import CheckpointError
 
 HEAD_PREFIXES = ("incre_modules.", "downsamp_modules.", "final_layer.", "classifier.", "fc.", "head.")

@@ -24,8 +24,8 @@ import dataclasses
 import torch
 from torch import nn
 
-from model.hrnet import HRNET_W18, HRNetConfig, aggregate, build_hrnet, conv_bn_relu, upsample
-from model.refiner import ClickRefiner
+from oace.model.hrnet import HRNET_W18, HRNetConfig, aggregate, build_hrnet, conv_bn_relu, upsample
+from oace.model.refiner import ClickRefiner
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from model.segmenter import Segmenter, check_clicks, pack_clicks
+from oace.model.segmenter import Segmenter, check_clicks, pack_clicks
 from oace.errors import InputError
 
 Click = tuple[float, float, bool]  # (x, y, is_positive) in the photo's pixel coordinates

@@ -16,7 +16,7 @@ import dataclasses
 import torch
 from torch import nn
 
-from model.hrnet import HRNET_W18_SMALL_V2, HRNetConfig, build_hrnet, conv_bn_relu, upsample
+from oace.model.hrnet import HRNET_W18_SMALL_V2, HRNetConfig, build_hrnet, conv_bn_relu, upsample
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.hrnet import upsample
+from oace.model.hrnet import upsample
 
 STRIDE = 4  # the head features' stride
 

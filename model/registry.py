@@ -18,11 +18,11 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from model.hrnet import HRNetConfig
-from model.msfnet import MSFNet, MSFNetConfig, build_msfnet
-from model.prior import OACEPrior, PriorConfig, build_prior
-from model.reference import resolve_checkpoint
-from model.segmenter import Segmenter, SegmenterConfig, build_segmenter
+from oace.model.hrnet import HRNetConfig
+from oace.model.msfnet import MSFNet, MSFNetConfig, build_msfnet
+from oace.model.prior import OACEPrior, PriorConfig, build_prior
+from oace.model.reference import resolve_checkpoint
+from oace.model.segmenter import Segmenter, SegmenterConfig, build_segmenter
 from oace import __version__
 from oace.artifacts import atomic_path
 from oace.errors import CheckpointError, InputError, ToolkitError

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.click_maps import NEGATIVE, PADDING, POSITIVE, ClickEncoder
-from model.msfnet import MSFNetConfig, build_msfnet
-from model.prior import PriorConfig, build_prior
+from oace.model.click_maps import NEGATIVE, PADDING, POSITIVE, ClickEncoder
+from oace.model.msfnet import MSFNetConfig, build_msfnet
+from oace.model.prior import PriorConfig, build_prior
 from oace.errors import InputError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

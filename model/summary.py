@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from model.registry import PRESETS, build
+from oace.model.registry import PRESETS, build
 
 
 @dataclasses.dataclass(frozen=True)

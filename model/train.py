@@ -31,14 +31,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.click_metrics import MultiObjectSample
-from model.composite import CompositeConfig
-from model.train_config import TrainConfig
-from model.train_data import TrainSet, TrainSetConfig, open_datasets, parse_specs, split_indices
-from model.train_dist import Dist, agree, barrier, init_distributed, mean_across, seed_everything
-from model.train_logs import json_summary, write_logs
-from model.train_state import RunRecord, resume_state, save_state, training_state
-from model.train_tasks import Task, build_task, load_start_weights, set_train_mode
+from oace.model.click_metrics import MultiObjectSample
+from oace.model.composite import CompositeConfig
+from oace.model.train_config import TrainConfig
+from oace.model.train_data import TrainSet, TrainSetConfig, open_datasets, parse_specs, split_indices
+from oace.model.train_dist import Dist, agree, barrier, init_distributed, mean_across, seed_everything
+from oace.model.train_logs import json_summary, write_logs
+from oace.model.train_state import RunRecord, resume_state, save_state, training_state
+from oace.model.train_tasks import Task, build_task, load_start_weights, set_train_mode
 from oace.errors import InputError
 
 
@@ -198,7 +198,7 @@ def build_trainer(cfg: TrainConfig, env: Dist) -> tuple[Trainer, RunRecord]:
 
 def init_backbones(task: Task, path: str, verbose: bool) -> dict[str, Any]:
     """--init: timm ImageNet HRNet weights into the task's backbones; a report per backbone."""
-    from model.hrnet_init import load_imagenet_hrnet
+    from oace.model.hrnet_init import load_imagenet_hrnet
 
     report = {name: load_imagenet_hrnet(module, path) for name, module in task.backbones().items()}
     if verbose:

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from model.click_maps import NEGATIVE, PADDING, POSITIVE
-from model.evaluate import iou
+from oace.model.click_maps import NEGATIVE, PADDING, POSITIVE
+from oace.model.evaluate import iou
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from model.losses import CONTRASTS, PatchSampling, cell_size
-from model.train_clicks import ClickSimConfig
+from oace.model.losses import CONTRASTS, PatchSampling, cell_size
+from oace.model.train_clicks import ClickSimConfig
 from oace.errors import InputError
 
 STAGES = ("prior", "msfnet")

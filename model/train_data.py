@@ -19,13 +19,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from model.click_metrics import MultiObjectSample, heldout_composites
-from model.composite import CompositeConfig, paste_objects, pick_target
-from model.data import DATASETS, Sample, SegDataset, get_dataset
-from model.data.salient import SalientDataset
-from model.segmenter import IMAGENET_MEAN, IMAGENET_STD
-from model.train_clicks import ClickSimConfig, empty_clicks, initial_clicks, interior_point
-from model.click_maps import POSITIVE
+from oace.model.click_metrics import MultiObjectSample, heldout_composites
+from oace.model.composite import CompositeConfig, paste_objects, pick_target
+from oace.model.data import DATASETS, Sample, SegDataset, get_dataset
+from oace.model.data.salient import SalientDataset
+from oace.model.segmenter import IMAGENET_MEAN, IMAGENET_STD
+from oace.model.train_clicks import ClickSimConfig, empty_clicks, initial_clicks, interior_point
+from oace.model.click_maps import POSITIVE
 from oace.errors import InputError
 from oace.evaluation_sets import EVAL_SETS, is_evaluation_set, refuse_evaluation_set
 

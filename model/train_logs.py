@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from model.train_config import TrainConfig
+from oace.model.train_config import TrainConfig
 from oace.artifacts import atomic_path, write_json_atomic, write_text_atomic
 from oace.reports import markdown_table, provenance
 

@@ -12,9 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from model.train_config import PATH_SETTINGS, TrainConfig
-from model.train_data import parse_specs
-from model.train_dist import rng_state
+from oace.model.train_config import PATH_SETTINGS, TrainConfig
+from oace.model.train_data import parse_specs
+from oace.model.train_dist import rng_state
 from oace.artifacts import atomic_path
 from oace.errors import CheckpointError, InputError
 

@@ -13,17 +13,17 @@ import torch
 from scipy.stats import rankdata
 from torch import nn
 
-from model.chain import start_state
-from model.click_maps import ClickEncoder
-from model.click_metrics import MultiObjectSample, multi_object_metrics
-from model.losses import anchor_loss, click_region_loss, hard_negative_region, normalized_focal_loss, prior_loss
-from model.msfnet import MSFNetConfig
-from model.prior import OACEPrior, PriorConfig
-from model.registry import PRESETS, build, load_model, save_checkpoint
-from model.segmenter import Segmenter, SegmenterConfig
-from model.train_clicks import ClickStats, add_iterative_clicks, robot_obedience
-from model.train_config import TrainConfig
-from model.train_data import normalize
+from oace.model.chain import start_state
+from oace.model.click_maps import ClickEncoder
+from oace.model.click_metrics import MultiObjectSample, multi_object_metrics
+from oace.model.losses import anchor_loss, click_region_loss, hard_negative_region, normalized_focal_loss, prior_loss
+from oace.model.msfnet import MSFNetConfig
+from oace.model.prior import OACEPrior, PriorConfig
+from oace.model.registry import PRESETS, build, load_model, save_checkpoint
+from oace.model.segmenter import Segmenter, SegmenterConfig
+from oace.model.train_clicks import ClickStats, add_iterative_clicks, robot_obedience
+from oace.model.train_config import TrainConfig
+from oace.model.train_data import normalize
 from oace.errors import CheckpointError, InputError
 
 
@@ -74,7 +74,7 @@ def load_prior(path: str, want: PriorConfig) -> OACEPrior:
 
 def load_anchor(path: str) -> nn.Module:
     """The frozen MSFNet of a click-disk segmenter (path or registered name) for --anchor."""
-    from model.reference import resolve_checkpoint
+    from oace.model.reference import resolve_checkpoint
 
     model = load_model(resolve_checkpoint(path))
     if not isinstance(model, Segmenter) or model.prior is not None:
@@ -91,7 +91,7 @@ def load_start_weights(task: Task, path: str) -> int:
     with zero columns for the embedding (model/chain.py), a function-preserving start. Returns the crops the
     weights have seen (their meta's `crops_seen`, 0 when not recorded).
     """
-    from model.reference import resolve_checkpoint
+    from oace.model.reference import resolve_checkpoint
 
     model = load_model(resolve_checkpoint(path))
     seen = int(model.checkpoint_meta.get("crops_seen", 0))

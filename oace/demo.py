@@ -20,11 +20,11 @@ from oace.artifacts import atomic_path, publish_dir, staged_dir
 from oace.reports import markdown_table, provenance, write_report
 
 if TYPE_CHECKING:
-    from calibration_data.builder import CalibrationSet
-    from export.pipeline import ExportResult
-    from model.predictor import Predictor
-    from model.segmenter import Segmenter
-    from model.summary import ModelSummary
+    from oace.calibration_data.builder import CalibrationSet
+    from oace.export.pipeline import ExportResult
+    from oace.model.predictor import Predictor
+    from oace.model.segmenter import Segmenter
+    from oace.model.summary import ModelSummary
 
 Clicks = list[tuple[float, float, bool]]  # (x, y, positive) in the photo's pixels
 
@@ -55,7 +55,7 @@ def overlay(image: np.ndarray, prob: np.ndarray, clicks: list[tuple[float, float
 
 def int8_gate(parity: list[dict[str, Any]], min_iou: float) -> dict[str, Any]:
     """The export's int8-vs-fp32 mask IoU gate, as the demo reports it instead of failing."""
-    from export.pipeline import INT8_HINT
+    from oace.export.pipeline import INT8_HINT
 
     row = next(p for p in parity if p["candidate"] == "int8" and p["reference"] == "fp32")
     gate = {"mask_iou": row["mask_iou"], "min_mask_iou": min_iou, "passed": row["mask_iou"] >= min_iou}
@@ -73,7 +73,7 @@ def run_demo(out_dir: str | Path, checkpoint: str | Path | None = None, **option
     """Build (or load) the segmenter, segment the sample photo, and (export=True) export the fp32 +
     int8 bundle with the calibration default, verified, running the int8 file on the same photo.
     `options`: the keywords of `_demo`. The folder is built privately and published whole."""
-    from export.pipeline import require_replaceable
+    from oace.export.pipeline import require_replaceable
 
     out = Path(out_dir)
     require_replaceable(out, also=DEMO_FILES)
@@ -96,7 +96,7 @@ def _demo(
 ) -> dict[str, Any]:
     """The demo's steps: every file written into the private folder `work`, every path reported
     under `out` (where `run_demo` publishes the folder)."""
-    from model.registry import load_segmenter
+    from oace.model.registry import load_segmenter
 
     t0 = time.perf_counter()
     model, weights, version = load_segmenter(str(checkpoint) if checkpoint else None, model_name)
@@ -136,7 +136,7 @@ def _demo(
 
 def _segment(model: Segmenter, image: np.ndarray, clicks: Clicks) -> tuple[Predictor, np.ndarray, float]:
     """(the Predictor holding the photo, the PyTorch probabilities for `clicks`, milliseconds to predict them)."""
-    from model.predictor import Predictor
+    from oace.model.predictor import Predictor
 
     predictor = Predictor(model)
     t0 = time.perf_counter()
@@ -152,15 +152,15 @@ def _save_overlay(path: Path, img: Image.Image) -> None:
 
 def _summaries(model: Segmenter) -> list[ModelSummary]:
     """The table of parts: it describes the default segmenter (seeded, or a checkpoint of that architecture)."""
-    from model.registry import PRESETS
-    from model.summary import summarize
+    from oace.model.registry import PRESETS
+    from oace.model.summary import summarize
 
     default = getattr(model, "cfg", None) == PRESETS["segmenter"].config
     return [summarize(name) for name in (("prior", "msfnet", "segmenter") if default else ())]
 
 
 def _calibration(calib: str, count: int) -> CalibrationSet:
-    from calibration_data import build_calibration_set
+    from oace.calibration_data import build_calibration_set
 
     return build_calibration_set(calib, count=count, seed=0, force=True)
 
@@ -168,7 +168,7 @@ def _calibration(calib: str, count: int) -> CalibrationSet:
 def _export(model: Segmenter, work: Path, out: Path, *, calibration: CalibrationSet, version: str, weights: str) -> ExportResult:
     """The fp32 + int8 bundle into `work`, verified. The demo shows the whole pipeline even when int8
     misses the parity gate: it reports the miss loudly instead of stopping; `oace export` enforces the gate."""
-    from export.pipeline import ExportOptions, build_bundle
+    from oace.export.pipeline import ExportOptions, build_bundle
 
     opts = ExportOptions(precisions=("fp32", "int8"), model_version=version, weights=weights, min_int8_iou=0.0)
     return build_bundle(model, work, out, calibration=calibration, opts=opts)
@@ -176,8 +176,8 @@ def _export(model: Segmenter, work: Path, out: Path, *, calibration: Calibration
 
 def _run_int8(path: Path, model: Segmenter, predictor: Predictor, image: np.ndarray, clicks: Clicks) -> tuple[np.ndarray, float]:
     """The int8 file on the photo the predictor holds: (probabilities at the photo's size, milliseconds of the first call)."""
-    from model.predictor import resize_prob, to_network_xy
-    from model.segmenter import pack_clicks
+    from oace.model.predictor import resize_prob, to_network_xy
+    from oace.model.segmenter import pack_clicks
     from oace.litert import SegmentRunner
 
     runner = SegmentRunner(path, num_threads=2)

@@ -27,13 +27,13 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from export.tf_convert import SIGNATURE
-from export.tflite_passes import optimize_for_cpu
+from oace.export.tf_convert import SIGNATURE
+from oace.export.tflite_passes import optimize_for_cpu
 from oace.artifacts import Artifact, write_bytes_atomic
 from oace.errors import InputError, ToolkitError
 from oace.reports import tool_versions
 from oace.tf_import import import_tensorflow
-from quantize.saved_model_check import check_saved_model as _check_saved_model
+from oace.quantize.saved_model_check import check_saved_model as _check_saved_model
 
 MODES = ("int8", "int16x8", "dynamic_range")
 FLOAT_BY_DESIGN = ("BATCH_MATMUL", "MINIMUM")

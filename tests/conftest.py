@@ -59,7 +59,7 @@ def one_torch_thread():
 
 @pytest.fixture(scope="session")
 def tiny_segmenter():
-    from model.registry import build_model
+    from oace.model.registry import build_model
 
     return build_model("segmenter_tiny", seed=0).eval()
 

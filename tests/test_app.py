@@ -16,13 +16,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.backends import TFLiteBackend, open_backend
-from model.clicks import Click
-from model.evaluate import PRED_THR, Session
+from oace.model.backends import TFLiteBackend, open_backend
+from oace.model.clicks import Click
+from oace.model.evaluate import PRED_THR, Session
 from oace.errors import CheckpointError, InputError, ToolkitError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_export import small_calibration  # noqa: E402  (the export tests' calibration set)
+
+pytestmark = pytest.mark.slow  # TensorFlow conversions / training loops: make test-fast leaves it out
 
 POS = (200, 150)  # on chelsea's face (451x300)
 
@@ -30,8 +32,8 @@ POS = (200, 150)  # on chelsea's face (451x300)
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory) -> Path:
     """A real fp32 bundle of the seeded tiny preset (the export pipeline, fp32 only: the cheapest real one)."""
-    from export.pipeline import ExportOptions, export_bundle
-    from model.registry import build_model
+    from oace.export.pipeline import ExportOptions, export_bundle
+    from oace.model.registry import build_model
 
     tmp = tmp_path_factory.mktemp("app_bundle")
     result = export_bundle(build_model("segmenter_tiny", seed=0).eval(), tmp / "out",
@@ -191,7 +193,7 @@ def test_cli_refuses_a_model_off_the_contract_in_one_line(off_contract_tflite, c
 
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory, one_torch_thread):
-    from model.registry import build_model, save_checkpoint
+    from oace.model.registry import build_model, save_checkpoint
     from oace.app.models import open_models
 
     path = save_checkpoint(build_model("segmenter_tiny", seed=0), tmp_path_factory.mktemp("ckpt") / "tiny.pt")
@@ -218,7 +220,7 @@ def test_undo_restores_the_previous_mask_so_the_next_tap_sees_what_it_would_have
 
 
 def test_a_model_loaded_after_some_clicks_catches_up_on_them(tmp_path, one_torch_thread):
-    from model.registry import build_model, save_checkpoint
+    from oace.model.registry import build_model, save_checkpoint
     from skimage import data
 
     from oace.app.models import open_models

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # TensorFlow conversions / training loops: make test-fast leaves it out
+
 REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("app_screenshot", REPO / "benchmarks" / "app_screenshot.py")
 app_screenshot = importlib.util.module_from_spec(_spec)

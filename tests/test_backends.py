@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.backends import TFLiteBackend, TorchBackend, encode_clicks, open_backend
-from model.data.base import Sample
-from model.evaluate import EvalConfig, evaluate_dataset
+from oace.model.backends import TFLiteBackend, TorchBackend, encode_clicks, open_backend
+from oace.model.data.base import Sample
+from oace.model.evaluate import EvalConfig, evaluate_dataset
 from oace.errors import CheckpointError, InputError
 
 S = 512
@@ -116,6 +116,7 @@ def test_torch_and_tflite_give_the_same_probabilities(toy_tflite):
     assert np.array_equal(tfl.predict(image, clicks, prev), pt.predict(image, clicks, prev))
 
 
+@pytest.mark.slow
 def test_both_backends_score_the_same_predictions_identically(toy_tflite):
     samples = synthetic_samples(4, seed=1)
     a = evaluate_dataset(samples, TFLiteBackend(toy_tflite, num_threads=1), EvalConfig(max_clicks=8, progress=False))
@@ -162,7 +163,7 @@ def test_clicks_are_encoded_as_the_bundle_rows():
 
 
 def test_torch_backend_runs_a_real_checkpoint(tmp_path):
-    from model.registry import build_model, save_checkpoint
+    from oace.model.registry import build_model, save_checkpoint
 
     ckpt = save_checkpoint(build_model("segmenter_tiny", seed=0), tmp_path / "tiny.pt")
     backend = open_backend(ckpt)

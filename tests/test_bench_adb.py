@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from android_bench.adb import AdbError, Device, find_adb, list_devices, select_device
+from oace.android_bench.adb import AdbError, Device, find_adb, list_devices, select_device
 from oace.cli import main
 
 from fakes.adb_double import S23_PROPS, calls, install_fake_adb, s23

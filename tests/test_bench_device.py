@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from android_bench.runner import BenchAborted, DeviceBenchConfig, bench_device
+from oace.android_bench.runner import BenchAborted, DeviceBenchConfig, bench_device
 from fakes.tiny_tflite import build_tiny_bundle
 from oace.cli import main
 from fakes.adb_double import calls, install_fake_adb, s23

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from android_bench.profiles import get_profile, verdict
-from android_bench.common import describe_model
-from android_bench.host import HostBenchConfig, bench_host, random_inputs
+from oace.android_bench.profiles import get_profile, verdict
+from oace.android_bench.common import describe_model
+from oace.android_bench.host import HostBenchConfig, bench_host, random_inputs
 from fakes.tiny_tflite import build_tiny_bundle
 from oace.cli import main
 from oace.errors import InputError
@@ -122,7 +122,7 @@ def test_host_bench_falls_back_to_tflite_runtime(tiny_model, tmp_path, monkeypat
 
 
 def test_host_report_gives_ms_per_gmac_and_the_cpu(tiny_model, tmp_path, monkeypatch):
-    from android_bench import host, host_cpu
+    from oace.android_bench import host, host_cpu
 
     facts = {**host_cpu.cpu_facts(), "int8_dot_product": False, "int8_dot_product_isa": []}
     monkeypatch.setattr(host, "cpu_facts", lambda: facts)
@@ -142,7 +142,7 @@ def test_host_report_gives_ms_per_gmac_and_the_cpu(tiny_model, tmp_path, monkeyp
 
 def test_kernel_floor_section_and_the_loud_int8_note(tmp_path, monkeypatch, capsys):
     """An int8 model on a CPU without int8 dot products: the report says so and reads it against the floor."""
-    from android_bench import host, host_cpu, kernel_floor
+    from oace.android_bench import host, host_cpu, kernel_floor
 
     probe = kernel_floor.build_probe(tmp_path / "model", ((32, 16, 2),))
     real_build = kernel_floor.build_probe

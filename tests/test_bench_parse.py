@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from android_bench.parse import FIELDS, parse_benchmark_log, parse_log_file
+from oace.android_bench.parse import FIELDS, parse_benchmark_log, parse_log_file
 from oace.cli import main
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "benchmark_model"

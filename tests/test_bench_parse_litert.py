@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from android_bench.parse import FIELDS, parse_benchmark_log, parse_log_file
+from oace.android_bench.parse import FIELDS, parse_benchmark_log, parse_log_file
 from tests.cli_contract import run_oace
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "bench"

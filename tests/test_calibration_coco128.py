@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from calibration_data import (
+from oace.calibration_data import (
     COCO128_MANIFEST, CalibrationManifest, build_calibration_set, load_coco128_manifest, materialize,
 )
-from calibration_data.builder import MIN_AREA
-from calibration_data.sources import open_source
+from oace.calibration_data.builder import MIN_AREA
+from oace.calibration_data.sources import open_source
 from oace.errors import ToolkitError
+
+pytestmark = pytest.mark.slow  # TensorFlow conversions / training loops: make test-fast leaves it out
 
 COCO128 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coco128-seg"
 

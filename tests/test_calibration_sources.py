@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from calibration_data import CalibrationManifest, build_calibration_set, materialize
-from calibration_data.sources import detect_kind
-from model.data import read_label
+from oace.calibration_data import CalibrationManifest, build_calibration_set, materialize
+from oace.calibration_data.sources import detect_kind
+from oace.model.data import read_label
 from oace.errors import InputError, ToolkitError
 
 H, W = 96, 128
@@ -216,6 +216,7 @@ def test_embedded_default_works_offline_and_says_it_is_not_coco(monkeypatch):
                for a, b in zip(calib.samples, again.samples, strict=True))
 
 
+@pytest.mark.slow
 def test_embedded_augments_to_reach_the_count():
     calib = build_calibration_set("embedded", count=200, held_out=0, force=True)
     m = calib.manifest

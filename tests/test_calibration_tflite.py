@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calibration_data import build_calibration_set
+from oace.calibration_data import build_calibration_set
 
 
 @pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")  # raised inside the converter

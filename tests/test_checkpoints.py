@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.registry import build_model, load_checkpoint, load_model, save_checkpoint
-from model.segmenter import pack_clicks
+from oace.model.registry import build_model, load_checkpoint, load_model, save_checkpoint
+from oace.model.segmenter import pack_clicks
 from oace.errors import CheckpointError
 
 

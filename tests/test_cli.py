@@ -11,6 +11,7 @@ import pytest
 from oace.cli import main
 
 
+@pytest.mark.slow
 def test_models_json_reports_params_and_macs_within_budget(capsys):
     assert main(["models", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
@@ -41,6 +42,7 @@ def test_every_stage_is_a_real_subcommand(capsys):
         assert f"oace {stage}: error:" in err  # the stage's own parser answered, not a catch-all stub
 
 
+@pytest.mark.slow
 def test_demo_without_export_writes_overlay_and_reports(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--no-export", "--untrained"]) == 0

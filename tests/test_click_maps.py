@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from model.click_maps import ClickEncoder, disk_rectangles
-from model.segmenter import pack_clicks
+from oace.model.click_maps import ClickEncoder, disk_rectangles
+from oace.model.segmenter import pack_clicks
 
 
 def brute_force_disk(h: int, w: int, cx: int, cy: int, r: int) -> np.ndarray:

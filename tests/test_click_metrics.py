@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.backends import TorchBackend
-from model.click_metrics import click_target, containment, heldout_composites, multi_object_metrics
-from model.data.base import Sample
-from model.evaluate import click_containment, click_robustness
+from oace.model.backends import TorchBackend
+from oace.model.click_metrics import click_target, containment, heldout_composites, multi_object_metrics
+from oace.model.data.base import Sample
+from oace.model.evaluate import click_containment, click_robustness
 
 
 def _objects() -> list[np.ndarray]:
@@ -47,7 +47,7 @@ def test_a_model_that_follows_the_click_scores_full_marks():
 
 
 def test_interior_spread_is_zero_for_a_click_blind_model_and_known_for_a_split_one():
-    from model.click_metrics import interior_spread
+    from oace.model.click_metrics import interior_spread
 
     obj = _objects()[0]
     assert interior_spread(lambda x, y: obj.astype(np.float32), obj, np.random.default_rng(0)) == 0.0

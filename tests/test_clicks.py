@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.clicks import Click, Clicker, next_click
+from oace.model.clicks import Click, Clicker, next_click
 
 
 def square(h: int, w: int, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from conftest import write_salient_set
-from model.composite import CompositeConfig, paste_objects, pick_target
-from model.losses import PatchSampling, hard_negative_region, sample_patches
-from model.train_clicks import ClickSimConfig
-from model.train_data import TrainSet, TrainSetConfig, open_datasets, parse_specs
+from oace.model.composite import CompositeConfig, paste_objects, pick_target
+from oace.model.losses import PatchSampling, hard_negative_region, sample_patches
+from oace.model.train_clicks import ClickSimConfig
+from oace.model.train_data import TrainSet, TrainSetConfig, open_datasets, parse_specs
 
 
 def _donor(color: tuple[int, int, int], h: int = 40, w: int = 30) -> tuple[np.ndarray, np.ndarray]:

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from model.backends import TorchBackend
-from model.clicks import Click
-from model.data.base import Sample
-from model.evaluate import EvalConfig, Session, evaluate_dataset, obedience, run_protocol
-from model.losses import click_region_loss, normalized_focal_loss
-from model.registry import build_model
-from model.train_clicks import robot_obedience
-from model.zoom_in import ZoomIn, crop_clicks, object_box, paste
+from oace.model.backends import TorchBackend
+from oace.model.clicks import Click
+from oace.model.data.base import Sample
+from oace.model.evaluate import EvalConfig, Session, evaluate_dataset, obedience, run_protocol
+from oace.model.losses import click_region_loss, normalized_focal_loss
+from oace.model.registry import build_model
+from oace.model.train_clicks import robot_obedience
+from oace.model.zoom_in import ZoomIn, crop_clicks, object_box, paste
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -51,7 +51,7 @@ def test_obedience_counts_each_follow_up_click_by_its_label(honours):
     run = run_protocol(gt, None, ObedientModel(gt, blob, honours), max_clicks=4)
     labels = [c.is_positive for c in run.clicks]
     assert labels[0] and any(not v for v in labels[1:]) and any(labels[1:])
-    from model.evaluate import SampleResult
+    from oace.model.evaluate import SampleResult
 
     stats = obedience([SampleResult("s", run.ious, run.clicks, 0.0, run.obeyed)])
     assert stats["obey_pos"] == 100.0
@@ -61,7 +61,7 @@ def test_obedience_counts_each_follow_up_click_by_its_label(honours):
 
 
 def test_obedience_without_follow_up_clicks_is_none():
-    from model.evaluate import SampleResult
+    from oace.model.evaluate import SampleResult
 
     stats = obedience([SampleResult("s", [0.5], [Click(1, 1, True)], 0.0, [True])])
     assert stats == {"obey_pos": None, "obey_pos_clicks": 0, "obey_neg": None, "obey_neg_clicks": 0}

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.data import get_dataset
-from model.data.base import read_label, read_rgb
+from oace.model.data import get_dataset
+from oace.model.data.base import read_label, read_rgb
 from oace.errors import InputError
 
 H, W = 12, 16

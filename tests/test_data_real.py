@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.data import get_dataset
+from oace.model.data import get_dataset
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 DATA, TRAIN = SHARED / "data", SHARED / "data-train"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.clicks import Click
-from model.data.base import Sample
-from model.predictor import resize_prob, to_network_xy
-from model.evaluate import (
+from oace.model.clicks import Click
+from oace.model.data.base import Sample
+from oace.model.predictor import resize_prob, to_network_xy
+from oace.model.evaluate import (
     EvalConfig, Session, click_robustness, compute_metrics, evaluate_dataset, interior_pixels, iou, noc,
 )
 

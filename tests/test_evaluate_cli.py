@@ -45,6 +45,7 @@ def grabcut_like(tmp_path) -> Path:
     return root.parent
 
 
+@pytest.mark.slow
 def test_eval_writes_the_three_reports_and_overlays(toy, grabcut_like, tmp_path, capsys):
     out = tmp_path / "out"
     rc = main(["eval", "--model", str(toy), "--dataset", "GrabCut", "--data-root", str(grabcut_like),

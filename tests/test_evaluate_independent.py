@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.evaluate import compute_metrics, run_protocol
+from oace.model.evaluate import compute_metrics, run_protocol
 
 MAX_CLICKS = 20
 

@@ -12,13 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export.pipeline import ExportOptions, export_bundle
-from export.tflite_inspect import TFLiteContents, inspect_tflite, require_no_flex, tflite_macs
-from model.registry import build_model, save_checkpoint
+from oace.export.pipeline import ExportOptions, export_bundle
+from oace.export.tflite_inspect import TFLiteContents, inspect_tflite, require_no_flex, tflite_macs
+from oace.model.registry import build_model, save_checkpoint
 from oace.artifacts import sha256_file
 from oace.errors import ToolkitError
 from oace.litert import SegmentRunner
-from quantize.int8 import quantize
+from oace.quantize.int8 import quantize
+
+pytestmark = pytest.mark.slow  # TensorFlow conversions / training loops: make test-fast leaves it out
 
 COCO128 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coco128-seg"
 
@@ -27,7 +29,7 @@ def small_calibration(tmp: Path, n: int = 24):
     """A real (synthetic-image) calibration set from the folder source: seeded shapes on noise."""
     from PIL import Image
 
-    from calibration_data import build_calibration_set
+    from oace.calibration_data import build_calibration_set
 
     rng = np.random.default_rng(0)
     (tmp / "images").mkdir(parents=True)
@@ -106,7 +108,7 @@ def test_int8_computes_in_integers_except_the_documented_float_ops(tiny_export):
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_the_bundle_does_the_multiply_accumulates_pytorch_counts(tiny_export, precision):
     """MACs read from the .tflite (convolutions and the click-encoding matmuls) equal model/summary.py's."""
-    from model.summary import count_macs
+    from oace.model.summary import count_macs
 
     result, _, model = tiny_export
     macs = tflite_macs(result.out_dir / f"oace_segmenter_{precision}.tflite")
@@ -154,8 +156,8 @@ def test_click_encoding_inside_the_bundle_is_exact(tiny_export, precision):
     """The disks inside the exported file equal the PyTorch encoding pixel for pixel, int8 included."""
     import torch
 
-    from model.click_maps import ClickEncoder
-    from model.segmenter import pack_clicks
+    from oace.model.click_maps import ClickEncoder
+    from oace.model.segmenter import pack_clicks
 
     result, calibration, _ = tiny_export
     s = calibration.held_out[0]
@@ -199,7 +201,7 @@ def test_a_failed_quantization_leaves_no_file(tiny_export, tmp_path):
 def test_int8_below_the_iou_threshold_fails_after_writing_the_report(tiny_export, tmp_path):
     import torch
 
-    from export.onnx_export import example_inputs
+    from oace.export.onnx_export import example_inputs
 
     _, calibration, _ = tiny_export
     model = build_model("segmenter_tiny", seed=0).eval()
@@ -251,11 +253,10 @@ def test_cli_export_with_too_few_calibration_images_fails_in_one_line(tmp_path, 
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").glob("*.tflite"))
 
 
-@pytest.mark.slow
 def test_full_size_segmenter_exports_to_an_int8_bundle_end_to_end(tmp_path):
     if not COCO128.is_dir():
         pytest.skip(f"{COCO128} absent")
-    from calibration_data import build_calibration_set
+    from oace.calibration_data import build_calibration_set
 
     # 32 forced samples: TF's calibrator is single-threaded (~5-8 s per full-size sample here)
     calibration = build_calibration_set(COCO128, count=32, held_out=4, force=True)
@@ -266,7 +267,7 @@ def test_full_size_segmenter_exports_to_an_int8_bundle_end_to_end(tmp_path):
     params = sum(p.numel() for p in model.parameters())
     assert 0.95 < int8.bytes / params < 1.25  # ~1.09 bytes per parameter: about 16 MB for 15.1M params
     assert int8.bytes < result.artifacts["fp32"].bytes / 3
-    from model.summary import count_macs
+    from oace.model.summary import count_macs
 
     assert tflite_macs(int8.path).total == count_macs("segmenter", model.cfg, 512)  # 38.66 GMACs
     runner = SegmentRunner(int8.path)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.data.coco_json import CocoJsonDataset, check_segmentation, read_instances
-from model.data.yolo_seg import YoloSegDataset, parse_label_line
+from oace.model.data.coco_json import CocoJsonDataset, check_segmentation, read_instances
+from oace.model.data.yolo_seg import YoloSegDataset, parse_label_line
 from oace.errors import InputError
 from tests.cli_contract import assert_refused, run_oace
 
@@ -138,7 +138,7 @@ def test_a_clean_coco_set_and_yolo_set_load(tmp_path):
 
 
 def test_calibration_refuses_a_nan_polygon(tmp_path):
-    from calibration_data.sources import open_source
+    from oace.calibration_data.sources import open_source
 
     root = yolo_set(tmp_path / "calib", [GOOD_LINE, "0 0.2 0.2 nan 0.2 0.8 0.8"])
     with pytest.raises(InputError, match=r"001.txt:2: coordinate 'nan' is not a finite number"):
@@ -146,7 +146,7 @@ def test_calibration_refuses_a_nan_polygon(tmp_path):
 
 
 def test_calibration_refuses_a_malformed_category(tmp_path):
-    from calibration_data.sources import open_source
+    from oace.calibration_data.sources import open_source
 
     root, path = coco_set(tmp_path / "coco", lambda d: d["categories"].append({"id": "x", "name": 3}))
     source = open_source(root, kind="coco")

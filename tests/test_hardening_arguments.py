@@ -34,7 +34,7 @@ def _image_folder(root: Path) -> Path:
 
 @pytest.mark.parametrize("threads", [100000, 0, -3])
 def test_eval_threads_out_of_range_are_refused_naming_the_bound(threads, tmp_path):
-    from model.evaluate import max_threads
+    from oace.model.evaluate import max_threads
 
     res = run_oace(["eval", "--model", tmp_path / "m.pt", "--dataset", "salient", "--data-root", tmp_path,
                     "--threads", threads, "--out", tmp_path / "out"])
@@ -45,7 +45,7 @@ def test_eval_threads_out_of_range_are_refused_naming_the_bound(threads, tmp_pat
 
 
 def test_run_eval_refuses_the_thread_count_too(tmp_path):
-    from model.evaluate import EvalConfig, max_threads, run_eval
+    from oace.model.evaluate import EvalConfig, max_threads, run_eval
 
     with pytest.raises(InputError, match=rf"--threads 100000: must be 1\.\.{max_threads()}"):
         run_eval(["m.pt"], "salient", tmp_path, cfg=EvalConfig(threads=100000), out=tmp_path / "out")
@@ -63,7 +63,7 @@ def test_export_opset_outside_the_supported_range_is_refused(opset, tmp_path):
 
 
 def test_export_onnx_refuses_an_unsupported_opset_from_python(tmp_path, tiny_segmenter):
-    from export.onnx_export import OPSETS, check_opset, export_onnx
+    from oace.export.onnx_export import OPSETS, check_opset, export_onnx
 
     with pytest.raises(InputError, match=r"--opset 1: must be 11\.\.20"):
         export_onnx(tiny_segmenter, tmp_path / "m.onnx", opset=1)
@@ -82,7 +82,7 @@ def test_export_min_int8_iou_outside_0_1_is_refused(iou, tmp_path):
 
 @pytest.mark.parametrize("iou", [1.01, -0.5, math.nan])
 def test_export_bundle_refuses_the_iou_gate_before_any_work(iou, tmp_path, tiny_segmenter):
-    from export.pipeline import ExportOptions, export_bundle
+    from oace.export.pipeline import ExportOptions, export_bundle
 
     with pytest.raises(InputError, match=r"--min-int8-iou .*: must be in \[0, 1\]"):
         export_bundle(tiny_segmenter, tmp_path / "out", calibration=None, opts=ExportOptions(min_int8_iou=iou))
@@ -110,8 +110,8 @@ def test_export_refuses_an_evaluation_set_as_calibration_data(folder, tmp_path):
 
 
 def test_calibration_and_training_share_one_evaluation_set_check(tmp_path):
-    from calibration_data import build_calibration_set
-    from model.train_data import parse_specs
+    from oace.calibration_data import build_calibration_set
+    from oace.model.train_data import parse_specs
 
     calib = _image_folder(tmp_path / "Berkeley" / "images_and_masks")
     with pytest.raises(InputError) as calibrating:

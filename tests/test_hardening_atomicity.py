@@ -24,6 +24,8 @@ import pytest
 from oace.artifacts import sha256_file
 from tests.cli_contract import REPO, assert_refused, final_paths, run_oace
 
+pytestmark = pytest.mark.slow  # TensorFlow conversions / training loops: make test-fast leaves it out
+
 SEED = 15
 KILLS = 10
 REPORT = "export_report.json"
@@ -42,8 +44,8 @@ def near_threshold_checkpoint(path: Path) -> Path:
     near-empty masks that agree exactly)."""
     import torch
 
-    from export.onnx_export import example_inputs
-    from model.registry import build_model, save_checkpoint
+    from oace.export.onnx_export import example_inputs
+    from oace.model.registry import build_model, save_checkpoint
 
     model = build_model("segmenter_tiny", seed=0).eval()
     with torch.no_grad():
@@ -81,7 +83,7 @@ def check_file(path: Path) -> None:
 
         onnx.checker.check_model(onnx.load(str(path)))
     elif path.suffix == ".tflite":
-        from export.tflite_inspect import inspect_tflite
+        from oace.export.tflite_inspect import inspect_tflite
 
         assert "segment" in inspect_tflite(path).signatures, f"{path}: no 'segment' signature"
     else:
@@ -155,7 +157,6 @@ def run_and_kill(out: Path, after: float) -> float | None:
     return finished
 
 
-@pytest.mark.slow
 def test_export_killed_at_random_moments_leaves_only_whole_files_matching_their_report(finished):
     template, seconds = finished
     out = template.parent / "bundle"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from android_bench.host import HostBenchConfig, bench_host
-from android_bench.limits import MAX_THREADS
-from android_bench.profiles import get_profile
-from android_bench.runner import DeviceBenchConfig, bench_device
+from oace.android_bench.host import HostBenchConfig, bench_host
+from oace.android_bench.limits import MAX_THREADS
+from oace.android_bench.profiles import get_profile
+from oace.android_bench.runner import DeviceBenchConfig, bench_device
 from tests.cli_contract import assert_refused, final_paths, run_oace
 from fakes.tiny_tflite import build_tiny_bundle
 from oace.errors import InputError

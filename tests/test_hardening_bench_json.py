@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from android_bench.limits import dumps_strict
-from android_bench.parse import parse_benchmark_log
-from android_bench.runner import BenchAborted, DeviceBenchConfig, bench_device
+from oace.android_bench.limits import dumps_strict
+from oace.android_bench.parse import parse_benchmark_log
+from oace.android_bench.runner import BenchAborted, DeviceBenchConfig, bench_device
 from tests.cli_contract import assert_refused, run_oace
 from fakes.adb_double import install_fake_adb, s23
 from fakes.tiny_tflite import build_tiny_bundle
@@ -103,6 +103,7 @@ def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_bundle(tmp_path_factory.mktemp("tiny"))
 
 
+@pytest.mark.slow
 def test_device_bench_with_impossible_figures_writes_strict_json_and_stops(tmp_path, monkeypatch, tiny_model):
     install_fake_adb(tmp_path, monkeypatch, [s23()])
     binary = tmp_path / "benchmark_model"

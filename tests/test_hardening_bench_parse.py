@@ -9,7 +9,9 @@ import json
 import os
 import random
 
-from android_bench.parse import MAX_LIST_ENTRIES, MAX_LOG_BYTES, parse_benchmark_log
+import pytest
+
+from oace.android_bench.parse import MAX_LIST_ENTRIES, MAX_LOG_BYTES, parse_benchmark_log
 from tests.cli_contract import assert_refused, run_oace
 
 LIMIT_TEXT = "16 MiB"
@@ -75,6 +77,7 @@ def test_a_log_just_under_the_limit_full_of_errors_prints_a_bounded_report(tmp_p
     assert any(f"{total - MAX_LIST_ENTRIES} more entries omitted" in n for n in data["notes"])
 
 
+@pytest.mark.slow
 def test_text_handed_to_the_parser_is_read_at_its_head_and_tail_and_long_lines_are_cut():
     summary = "INFO: Inference timings in us: Init: 12500, First inference: 31000, Warmup (avg): 30500, Inference (avg): 30000\n"
     got = parse_benchmark_log("INFO: STARTING!\n" + "INFO: verbose line\n" * (MAX_LOG_BYTES // 19 + 1000) + summary)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from android_bench.adb import Device, adb_version, decode, find_adb, list_devices
+from oace.android_bench.adb import Device, adb_version, decode, find_adb, list_devices
 from tests.cli_contract import assert_refused, run_oace
 from fakes.adb_double import install_fake_adb, s23
 from fakes.tiny_tflite import build_tiny_bundle
@@ -66,6 +66,7 @@ def test_non_utf8_props_listing_and_adb_version_are_read(tmp_path, monkeypatch):
     assert temps["thermal_max_zone"] == "cpu-0-0\ufffd" and temps["thermal_max_c"] == 41.5
 
 
+@pytest.mark.slow
 def test_device_bench_with_garbled_output_gives_figures_and_strict_reports(tmp_path, monkeypatch, tiny_model):
     install_fake_adb(tmp_path, monkeypatch, [garbled_device()])
     model = tmp_path / "oace_segmenter_int8.tflite"
@@ -88,6 +89,7 @@ def test_device_bench_with_garbled_output_gives_figures_and_strict_reports(tmp_p
     assert "\ufffd" in (out / "bench.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_crash_amid_garbage_is_one_line_exit_2(tmp_path, monkeypatch, tiny_model):
     install_fake_adb(tmp_path, monkeypatch, [garbled_device()])
     monkeypatch.setenv("FAKE_BENCH_CRASH", "1")
@@ -106,7 +108,7 @@ def test_a_crash_amid_garbage_is_one_line_exit_2(tmp_path, monkeypatch, tiny_mod
 def test_adb_output_keeps_its_head_and_tail_within_the_limit():
     import resource
 
-    from android_bench.adb import _run
+    from oace.android_bench.adb import _run
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     res = _run(["sh", "-c", "head -c 200000000 /dev/zero; echo; echo 'INFO: the summary'; echo done >&2"],
@@ -118,8 +120,9 @@ def test_adb_output_keeps_its_head_and_tail_within_the_limit():
     assert grown_mb < 100, grown_mb  # 200 MB went through
 
 
+@pytest.mark.slow
 def test_a_benchmark_flooding_its_output_still_gives_its_figures(tmp_path, monkeypatch, tiny_model):
-    from android_bench.adb import MAX_OUTPUT_BYTES
+    from oace.android_bench.adb import MAX_OUTPUT_BYTES
 
     install_fake_adb(tmp_path, monkeypatch, [s23()])
     flood = MAX_OUTPUT_BYTES + (8 << 20)

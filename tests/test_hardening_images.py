@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.data import base
-from model.data.base import ImageLimits, bounded_size, image_size, read_label, read_rgb
+from oace.model.data import base
+from oace.model.data.base import ImageLimits, bounded_size, image_size, read_label, read_rgb
 from oace.errors import InputError
 from tests.cli_contract import assert_refused, run_oace
 
@@ -96,7 +96,7 @@ def test_a_big_photo_is_downscaled_on_load_and_its_mask_follows(tmp_path, suffix
 
 
 def test_coco_polygons_follow_a_downscaled_photo(tmp_path, monkeypatch):
-    from model.data.coco_json import CocoJsonDataset
+    from oace.model.data.coco_json import CocoJsonDataset
 
     (tmp_path / "annotations").mkdir()
     (tmp_path / "images" / "val").mkdir(parents=True)
@@ -122,6 +122,7 @@ def test_eval_refuses_an_image_over_the_limit_in_one_line(tmp_path):
     assert_refused(r, str(root / "images" / "train" / "bomb.png"), "120 megapixels", max_rss_mb=3000, max_seconds=120)
 
 
+@pytest.mark.slow
 def test_eval_of_a_10000_pixel_square_photo_stays_bounded(tmp_path):
     root = yolo_set(tmp_path / "yolo", "huge.jpg", lambda p: photo(p, 10_000, 10_000))
     r = run_oace(["eval", "--dataset", "yolo_seg", "--data-root", root, "--out", tmp_path / "eval", *EVAL], timeout=300)

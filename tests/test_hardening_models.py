@@ -195,7 +195,7 @@ def test_quantize_refuses_a_corrupt_saved_model(saved_model, tmp_path, name):
 
 
 def test_check_saved_model_passes_an_intact_one_and_names_a_foreign_signature(saved_model, tmp_path):
-    from quantize.int8 import check_saved_model
+    from oace.quantize.int8 import check_saved_model
 
     assert check_saved_model(saved_model) == saved_model
     other = tmp_path / "other"

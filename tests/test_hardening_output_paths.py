@@ -183,7 +183,7 @@ def noisy_set(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory) -> Path:
-    from model.registry import build_model, save_checkpoint
+    from oace.model.registry import build_model, save_checkpoint
 
     path = tmp_path_factory.mktemp("ckpt") / "segmenter_tiny.pt"
     return save_checkpoint(build_model("segmenter_tiny", seed=0), path, meta={"weights": "seeded, untrained"})
@@ -202,6 +202,7 @@ def test_eval_on_a_disk_that_fills_up_leaves_no_report(small_disk, tiny_checkpoi
     _assert_disk_full(run_oace(args, env=small_disk.env), small_disk)
 
 
+@pytest.mark.slow
 def test_train_on_a_disk_that_fills_up_leaves_no_checkpoint(small_disk, noisy_set):
     args = ["train", "prior", "--data", f"salient:{noisy_set}", "--model", "segmenter_tiny", "--size", 64,
             "--batch", 1, "--patches", 4, "--val-fraction", 0.5, "--no-progress", "--out", small_disk.root]

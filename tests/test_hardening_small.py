@@ -14,7 +14,7 @@ import torch
 
 from tests.cli_contract import assert_refused, final_paths, run_oace
 from conftest import write_salient_set
-from model.registry import PRESETS, build, build_model, save_checkpoint
+from oace.model.registry import PRESETS, build, build_model, save_checkpoint
 from oace.errors import InputError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -58,6 +58,7 @@ def _resume(run: str | Path, data: str | Path, *extra: str):
 
 # --- --resume compares what paths name, not how they are spelled ------------------------------------
 
+@pytest.mark.slow
 def test_resume_continues_a_run_folder_that_was_moved(one_epoch_run, synth_set, tmp_path):
     moved = tmp_path / "elsewhere" / "renamed_run"
     shutil.copytree(one_epoch_run, moved)  # a copy: the module's run stays for the other tests
@@ -66,6 +67,7 @@ def test_resume_continues_a_run_folder_that_was_moved(one_epoch_run, synth_set, 
     assert _epochs(moved) == [1, 2]
 
 
+@pytest.mark.slow
 def test_resume_takes_trailing_slashes_on_the_run_and_the_data(one_epoch_run, synth_set, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(one_epoch_run, run)
@@ -74,6 +76,7 @@ def test_resume_takes_trailing_slashes_on_the_run_and_the_data(one_epoch_run, sy
     assert _epochs(run) == [1, 2]
 
 
+@pytest.mark.slow
 def test_resume_still_refuses_a_changed_setting_or_other_data(one_epoch_run, synth_set, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(one_epoch_run, run)
@@ -86,8 +89,8 @@ def test_resume_still_refuses_a_changed_setting_or_other_data(one_epoch_run, syn
 
 
 def test_check_resumable_compares_paths_by_identity(synth_set, tmp_path):
-    from model.train_config import TrainConfig
-    from model.train_state import check_resumable
+    from oace.model.train_config import TrainConfig
+    from oace.model.train_state import check_resumable
 
     saved = TrainConfig(stage="prior", data=f"salient:{synth_set}", out="/old/place/run", prior=str(synth_set))
     now = TrainConfig(stage="prior", data=f"salient:{synth_set}/", out=str(tmp_path / "run/"), prior=f"{synth_set}/./")
@@ -123,7 +126,7 @@ def test_eval_refuses_nan_weights_instead_of_scoring_them_zero(synth_set, tmp_pa
 
 
 def test_a_backend_that_predicts_nan_is_refused(tmp_path):
-    from model.evaluate import _check_finite_output
+    from oace.model.evaluate import _check_finite_output
 
     class NaNBackend:
         name = "nan"
@@ -157,7 +160,7 @@ def test_an_empty_checkpoint_names_the_flag(args, flag, tmp_path):
 
 
 def test_load_segmenter_refuses_an_empty_checkpoint():
-    from model.registry import load_segmenter
+    from oace.model.registry import load_segmenter
 
     with pytest.raises(InputError, match="--checkpoint is empty"):
         load_segmenter("", None)

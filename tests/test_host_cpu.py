@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from android_bench import host_cpu
+from oace.android_bench import host_cpu
 
 # flags as py-cpuinfo reports them on three real kinds of machine (trimmed)
 AVX2_EPYC = {"brand_raw": "AMD EPYC", "arch": "X86_64", "hz_advertised_friendly": "2.4454 GHz",

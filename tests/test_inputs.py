@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from model.predictor import Predictor
-from model.segmenter import check_clicks, pack_clicks
+from oace.model.predictor import Predictor
+from oace.model.segmenter import check_clicks, pack_clicks
 from oace.errors import InputError, ToolkitError
 
 GOOD_IMAGE = torch.zeros(1, 512, 512, 3, dtype=torch.uint8)
@@ -80,7 +80,7 @@ def test_predictor_rejects_non_rgb_uint8_images(tiny_segmenter, image):
 
 
 def test_predictor_needs_a_segmenter():
-    from model.registry import build_model
+    from oace.model.registry import build_model
 
     with pytest.raises(InputError, match="Predictor needs a Segmenter, got OACEPrior"):
         Predictor(build_model("prior"))

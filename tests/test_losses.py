@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from model.losses import PatchSampling, cell_size, contrastive_loss, normalized_focal_loss, prior_loss, sample_patches
+from oace.model.losses import PatchSampling, cell_size, contrastive_loss, normalized_focal_loss, prior_loss, sample_patches
 
 R2 = 1 / math.sqrt(2)
 

@@ -8,11 +8,11 @@ import copy
 import pytest
 import torch
 
-from model.hrnet import HRNET_CONFIGS, build_hrnet
-from model.prior import PriorConfig, build_prior
-from model.registry import PRESETS, build, build_model
-from model.segmenter import pack_clicks
-from model.summary import count_params, example_inputs, summarize
+from oace.model.hrnet import HRNET_CONFIGS, build_hrnet
+from oace.model.prior import PriorConfig, build_prior
+from oace.model.registry import PRESETS, build, build_model
+from oace.model.segmenter import pack_clicks
+from oace.model.summary import count_params, example_inputs, summarize
 
 PARAM_BUDGETS = {  # the budgets: paper figure +-5%
     "prior": (4.94e6, 5.46e6),
@@ -65,6 +65,7 @@ def test_every_registered_network_builds_and_runs(name):
     assert summarize(name).params == count_params(model)
 
 
+@pytest.mark.slow
 def test_models_macs_at_512_are_counted():
     s = summarize("segmenter")
     # prior + msfnet + the click encoding's one matrix product (3 maps x 512 x 512 x (4 rectangles x 24 clicks))

@@ -8,8 +8,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from model.registry import build_model
-from model.segmenter import pack_clicks
+from oace.model.registry import build_model
+from oace.model.segmenter import pack_clicks
 
 
 def _export_and_compare(model, path, *, dynamo: bool):
@@ -36,6 +36,7 @@ def _export_and_compare(model, path, *, dynamo: bool):
     return float(np.abs(got - want).max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dynamo", [False, True])
 def test_tiny_segmenter_exports_and_onnxruntime_matches_torch(tmp_path, tiny_segmenter, dynamo):
     assert _export_and_compare(tiny_segmenter, tmp_path / "tiny.onnx", dynamo=dynamo) < 1e-5

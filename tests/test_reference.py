@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-import model.reference as reference
+import oace.model.reference as reference
 from oace.cli import main
 from oace.errors import CheckpointError
 
@@ -23,7 +23,7 @@ def test_the_word_reference_resolves_and_other_names_pass_through(tmp_path, monk
 
 
 def test_reference_v1_stays_loadable_by_name(tmp_path, monkeypatch):
-    from model.registry import load_model
+    from oace.model.registry import load_model
 
     v1 = load_model(reference.resolve_checkpoint("reference_v1"))
     assert v1.prior is None and v1.cfg.msfnet.guidance_channels == 1  # the click-disk ablation the chain is built from
@@ -43,7 +43,7 @@ def test_a_missing_reference_is_one_line_from_the_cli(tmp_path, monkeypatch, cap
 
 @needs_reference
 def test_reference_checkpoint_is_fp16_self_describing_and_under_35_mb():
-    from model.registry import load_checkpoint, load_model
+    from oace.model.registry import load_checkpoint, load_model
 
     path = reference.reference_checkpoint()
     assert path.stat().st_size < 35e6
@@ -58,7 +58,7 @@ def test_reference_checkpoint_is_fp16_self_describing_and_under_35_mb():
 
 
 def test_demo_defaults_to_an_installed_reference_and_else_says_untrained(tmp_path, monkeypatch):
-    from model.registry import build_model, save_checkpoint
+    from oace.model.registry import build_model, save_checkpoint
 
     monkeypatch.setattr(reference, "REFERENCE_PATH", tmp_path / "none.pt")
     assert main(["demo", "--out", str(tmp_path / "a"), "--no-export", "--model", "segmenter_tiny"]) == 0
@@ -77,8 +77,8 @@ def test_demo_defaults_to_an_installed_reference_and_else_says_untrained(tmp_pat
 
 @needs_reference
 def test_the_reference_is_the_chained_model_with_its_refiner_and_v1_stays_loadable():
-    from model.registry import PRESETS, load_model
-    from model.summary import count_params
+    from oace.model.registry import PRESETS, load_model
+    from oace.model.summary import count_params
 
     v2 = load_model(reference.reference_checkpoint())
     assert v2.prior is not None and v2.cfg.disk_guidance
@@ -89,14 +89,15 @@ def test_the_reference_is_the_chained_model_with_its_refiner_and_v1_stays_loadab
     assert v1.prior is None and v1.cfg.msfnet.refiner_width == 0  # the click-disk model v2 was built from
 
 
+@pytest.mark.slow
 @needs_reference
 def test_the_reference_obeys_corrective_taps_on_real_photos(shared_dir):
     """Issue 16 in small: RITM's robot on the first 8 GrabCut photos, PyTorch. v1 obeyed 0.1 % of
     negative taps; the refiner makes both kinds count."""
-    from model.backends import TorchBackend
-    from model.data import get_dataset
-    from model.evaluate import EvalConfig, evaluate_dataset
-    from model.registry import load_model
+    from oace.model.backends import TorchBackend
+    from oace.model.data import get_dataset
+    from oace.model.evaluate import EvalConfig, evaluate_dataset
+    from oace.model.registry import load_model
 
     ds = get_dataset("GrabCut", shared_dir / "data")
     samples = [ds[i] for i in range(8)]  # enough photos for both kinds of robot tap

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from model.chain import STEM_MAPS, chain_disk_model, start_state
-from model.registry import PRESETS, build, save_checkpoint
-from model.segmenter import SegmenterConfig
-from model.train_config import TrainConfig
-from model.train_tasks import build_task, load_start_weights, set_train_mode
+from oace.model.chain import STEM_MAPS, chain_disk_model, start_state
+from oace.model.registry import PRESETS, build, save_checkpoint
+from oace.model.segmenter import SegmenterConfig
+from oace.model.train_config import TrainConfig
+from oace.model.train_tasks import build_task, load_start_weights, set_train_mode
 from oace.errors import InputError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

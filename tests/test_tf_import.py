@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.cli_contract import REPO
 
 
@@ -14,6 +16,7 @@ def _stderr_of(code: str) -> str:
     return out.stderr
 
 
+@pytest.mark.slow
 def test_plain_import_is_noisy_and_import_tensorflow_is_silent():
     noisy = _stderr_of("import tensorflow")
     assert "register" in noisy or "InitializeLog" in noisy  # the noise this module exists for

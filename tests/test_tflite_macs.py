@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from export.tflite_inspect import MacCount, tflite_macs
+from oace.export.tflite_inspect import MacCount, tflite_macs
 from oace.errors import ToolkitError
 
 tf = pytest.importorskip("tensorflow")

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from oace.errors import CheckpointError, InputError
-from model.losses import anchor_loss
-from model.train_config import TrainConfig
-from model.train_tasks import build_task, load_anchor, set_train_mode
+from oace.model.losses import anchor_loss
+from oace.model.train_config import TrainConfig
+from oace.model.train_tasks import build_task, load_anchor, set_train_mode
 
 
 def test_anchor_loss_is_zero_on_the_target_and_grows_away_from_it():
@@ -41,7 +41,7 @@ def test_a_fine_tune_started_from_its_anchor_pays_nothing_until_its_weights_move
     cfg = TrainConfig(stage="msfnet", data="unused", out="unused", size=64, model="segmenter_disk",
                       weights="reference_v1", anchor="reference_v1", freeze_bn=True, click_weight=0.0)
     task = build_task(cfg, torch.device("cpu"))
-    from model.train_tasks import load_start_weights
+    from oace.model.train_tasks import load_start_weights
 
     load_start_weights(task, cfg.weights)
     set_train_mode(task.trainable, True, freeze_bn=True)
@@ -66,7 +66,7 @@ def test_anchor_must_be_a_click_disk_segmenter_and_only_for_the_msfnet_stage(tmp
         TrainConfig(stage="prior", data="x", out="y", anchor="reference_v1").check()
     with pytest.raises(InputError, match="--anchor-weight"):
         TrainConfig(stage="msfnet", data="x", out="y", anchor_weight=-1.0).check()
-    from model.registry import build_model, save_checkpoint
+    from oace.model.registry import build_model, save_checkpoint
 
     chained = save_checkpoint(build_model("segmenter_tiny", seed=0), tmp_path / "chained.pt")
     with pytest.raises(CheckpointError, match="click-disk"):

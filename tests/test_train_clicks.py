@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from model.click_maps import NEGATIVE, PADDING, POSITIVE
-from model.train_clicks import (
+from oace.model.click_maps import NEGATIVE, PADDING, POSITIVE
+from oace.model.train_clicks import (
     ClickSimConfig, add_iterative_clicks, initial_clicks, interior_point, next_click, sample_negative, sample_positive,
 )
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from model.data import Sample
-from model.segmenter import IMAGENET_MEAN, IMAGENET_STD
-from model.train_data import TrainSet, TrainSetConfig, brightness_contrast, parse_specs, resize_sample, split_indices
-from model.train_clicks import ClickSimConfig
+from oace.model.data import Sample
+from oace.model.segmenter import IMAGENET_MEAN, IMAGENET_STD
+from oace.model.train_data import TrainSet, TrainSetConfig, brightness_contrast, parse_specs, resize_sample, split_indices
+from oace.model.train_clicks import ClickSimConfig
 from oace.errors import InputError
 
 
@@ -102,7 +102,7 @@ def test_validation_items_are_plain_and_clicked_at_the_interior_point():
     mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
     expected = (torch.from_numpy(np.array(img)).permute(2, 0, 1).float() / 255 - mean) / std
     assert torch.allclose(item["image"], expected, atol=1e-6)
-    from model.train_clicks import interior_point
+    from oace.model.train_clicks import interior_point
 
     assert tuple(item["clicks"][0, :2].tolist()) == interior_point(mask) and int(item["iterations"]) == 0
 
@@ -133,7 +133,7 @@ def test_crops_keep_pixel_scale_hold_the_object_and_vary_by_epoch():
 
 
 def test_random_crop_never_cuts_the_object_away():
-    from model.train_data import random_crop
+    from oace.model.train_data import random_crop
 
     rng = np.random.default_rng(1)
     mask = np.zeros((96, 96), bool)

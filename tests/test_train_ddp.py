@@ -14,18 +14,18 @@ import numpy as np
 import pytest
 import torch
 
-from model.data import Sample
-from model.registry import PRESETS, build, save_checkpoint
-from model.train import train_step
-from model.train_config import TrainConfig
-from model.train_tasks import build_task, set_train_mode
-from model.train_clicks import ClickSimConfig
-from model.train_data import TrainSet, TrainSetConfig
+from oace.model.data import Sample
+from oace.model.registry import PRESETS, build, save_checkpoint
+from oace.model.train import train_step
+from oace.model.train_config import TrainConfig
+from oace.model.train_tasks import build_task, set_train_mode
+from oace.model.train_clicks import ClickSimConfig
+from oace.model.train_data import TrainSet, TrainSetConfig
 
 REPO = Path(__file__).resolve().parents[1]
 GLOBAL_BATCH = 4
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]  # slow: make test-fast leaves it out
 
 
 WORKER = """
@@ -34,9 +34,9 @@ from pathlib import Path
 sys.path[:0] = [{repo!r}, {tests!r}]
 import torch
 from torch import nn
-from model.train import train_step
-from model.train_dist import init_distributed
-from model.train_tasks import build_task, set_train_mode
+from oace.model.train import train_step
+from oace.model.train_dist import init_distributed
+from oace.model.train_tasks import build_task, set_train_mode
 from test_train_ddp import config, global_batch
 
 torch.set_num_threads(1)

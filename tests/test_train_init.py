@@ -8,8 +8,8 @@ import re
 import pytest
 import torch
 
-from model.hrnet import HRNET_W18_SMALL_V2, build_hrnet
-from model.hrnet_init import load_imagenet_hrnet, timm_to_ours
+from oace.model.hrnet import HRNET_W18_SMALL_V2, build_hrnet
+from oace.model.hrnet_init import load_imagenet_hrnet, timm_to_ours
 from oace.errors import CheckpointError
 
 

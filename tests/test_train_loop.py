@@ -12,17 +12,17 @@ import pytest
 import torch
 from PIL import Image
 
-from model.registry import PRESETS, build, load_model, save_checkpoint
-from model.train import run_training, train_step
-from model.train_config import TrainConfig
-from model.train_state import load_state
-from model.train_tasks import build_task
-from model.train_data import TrainSet, TrainSetConfig, open_datasets, parse_specs
+from oace.model.registry import PRESETS, build, load_model, save_checkpoint
+from oace.model.train import run_training, train_step
+from oace.model.train_config import TrainConfig
+from oace.model.train_state import load_state
+from oace.model.train_tasks import build_task
+from oace.model.train_data import TrainSet, TrainSetConfig, open_datasets, parse_specs
 from oace.cli import main
 from oace.errors import InputError
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]  # slow: make test-fast leaves it out
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_one_training_step_lowers_the_loss_on_a_fixed_batch(salient_dir, tiny_pr
 
 @pytest.mark.parametrize("stage", ["prior", "msfnet"])
 def test_a_bf16_autocast_step_lowers_the_loss_on_a_fixed_batch(salient_dir, tiny_prior, tmp_path, stage):
-    from model.train import amp_dtype
+    from oace.model.train import amp_dtype
 
     assert amp_dtype(torch.device("cpu")) == torch.bfloat16 and amp_dtype(torch.device("cuda")) == torch.float16
     cfg = _cfg(salient_dir, tmp_path, stage, tiny_prior if stage == "msfnet" else None, amp=True)
@@ -101,7 +101,7 @@ def test_a_bf16_autocast_step_lowers_the_loss_on_a_fixed_batch(salient_dir, tiny
 
 
 def test_roc_auc_matches_the_hand_computed_value():
-    from model.train_tasks import roc_auc
+    from oace.model.train_tasks import roc_auc
 
     # positives score 0.35 and 0.8, negatives 0.1 and 0.4: 3 of the 4 (pos, neg) pairs are ordered right
     assert roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([False, False, True, True])) == 0.75
@@ -225,7 +225,7 @@ def test_crop_training_validates_on_whole_images(salient_dir, tiny_prior, tmp_pa
 
 
 def test_cosine_schedule_follows_steps_or_the_time_budget_whichever_ends_first():
-    from model.train import lr_factor
+    from oace.model.train import lr_factor
 
     assert lr_factor("constant", 90, 100, 0.9) == 1.0
     assert lr_factor("cosine", 0, 100) == 1.0
@@ -238,7 +238,7 @@ def test_cosine_schedule_follows_steps_or_the_time_budget_whichever_ends_first()
 
 
 def test_max_minutes_ends_the_run_early_with_the_epoch_validated_and_saved(salient_dir, tiny_prior, tmp_path, monkeypatch):
-    import model.train as train_mod
+    import oace.model.train as train_mod
 
     clock = {"t": 1000.0}
 
@@ -262,7 +262,7 @@ def test_max_minutes_ends_the_run_early_with_the_epoch_validated_and_saved(salie
 
 
 def test_weights_start_a_run_from_trained_weights_and_refuse_other_architectures(salient_dir, tiny_prior, tmp_path):
-    from model.train_tasks import load_start_weights
+    from oace.model.train_tasks import load_start_weights
     from oace.errors import CheckpointError
 
     first = tmp_path / "first"

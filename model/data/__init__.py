@@ -11,48 +11,48 @@ from pathlib import Path
 from typing import Any, Callable
 
 from oace.errors import InputError
-from model.data.base import Sample, SegDataset, read_label, read_rgb
+from oace.model.data.base import Sample, SegDataset, read_label, read_rgb
 
 __all__ = ["Sample", "SegDataset", "DATASETS", "get_dataset", "read_rgb", "read_label"]
 
 
 def _grabcut(root: Path, **kw: Any) -> SegDataset:
-    from model.data.grabcut import GrabCutDataset
+    from oace.model.data.grabcut import GrabCutDataset
     return GrabCutDataset(root, **kw)
 
 
 def _berkeley(root: Path, **kw: Any) -> SegDataset:
-    from model.data.berkeley import BerkeleyDataset
+    from oace.model.data.berkeley import BerkeleyDataset
     return BerkeleyDataset(root, **kw)
 
 
 def _davis(root: Path, **kw: Any) -> SegDataset:
-    from model.data.davis import DavisDataset
+    from oace.model.data.davis import DavisDataset
     return DavisDataset(root, **kw)
 
 
 def _coco_mval(root: Path, **kw: Any) -> SegDataset:
-    from model.data.coco_mval import CocoMValDataset
+    from oace.model.data.coco_mval import CocoMValDataset
     return CocoMValDataset(root, **kw)
 
 
 def _sbd(root: Path, **kw: Any) -> SegDataset:
-    from model.data.sbd import SBDDataset
+    from oace.model.data.sbd import SBDDataset
     return SBDDataset(root, **kw)
 
 
 def _coco_json(root: Path, **kw: Any) -> SegDataset:
-    from model.data.coco_json import CocoJsonDataset
+    from oace.model.data.coco_json import CocoJsonDataset
     return CocoJsonDataset(root, **kw)
 
 
 def _yolo_seg(root: Path, **kw: Any) -> SegDataset:
-    from model.data.yolo_seg import YoloSegDataset
+    from oace.model.data.yolo_seg import YoloSegDataset
     return YoloSegDataset(root, **kw)
 
 
 def _salient(root: Path, **kw: Any) -> SegDataset:
-    from model.data.salient import SalientDataset
+    from oace.model.data.salient import SalientDataset
     return SalientDataset(root, **kw)
 
 

@@ -6,7 +6,7 @@ RITM's `BerkeleyDataset` is its GrabCut loader with other folder names: channel 
 
 from __future__ import annotations
 
-from model.data.grabcut import PairedFolderDataset
+from oace.model.data.grabcut import PairedFolderDataset
 
 
 class BerkeleyDataset(PairedFolderDataset):

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from oace.errors import InputError
-from model.data.base import SegDataset, Sample, image_size, make_sample, read_rgb, resize_mask
+from oace.model.data.base import SegDataset, Sample, image_size, make_sample, read_rgb, resize_mask
 
 
 def _pycocotools_mask() -> Any:

@@ -5,7 +5,7 @@ Some names contain spaces ("baseball bat00_000000057232.jpg"); pairing is by ful
 
 from __future__ import annotations
 
-from model.data.davis import DavisDataset
+from oace.model.data.davis import DavisDataset
 
 
 class CocoMValDataset(DavisDataset):

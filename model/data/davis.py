@@ -6,8 +6,8 @@ RITM `DavisDataset`: max over the mask's channels, > 0 -> object; no ignore labe
 from __future__ import annotations
 
 from pathlib import Path
-from model.data.base import Sample, make_sample, read_label, read_rgb
-from model.data.grabcut import PairedFolderDataset
+from oace.model.data.base import Sample, make_sample, read_label, read_rgb
+from oace.model.data.grabcut import PairedFolderDataset
 
 
 class DavisDataset(PairedFolderDataset):

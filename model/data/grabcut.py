@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from model.data.base import SegDataset, Sample, make_sample, pair_by_stem, read_label, read_rgb
+from oace.model.data.base import SegDataset, Sample, make_sample, pair_by_stem, read_label, read_rgb
 
 
 class PairedFolderDataset(SegDataset):

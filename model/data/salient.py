@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from oace.errors import InputError
-from model.data.base import SegDataset, Sample, make_sample, pair_by_stem, read_label, read_rgb
+from oace.model.data.base import SegDataset, Sample, make_sample, pair_by_stem, read_label, read_rgb
 
 
 class SalientDataset(SegDataset):

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from oace.errors import InputError
-from model.data.base import SegDataset, Sample, make_sample, read_rgb
+from oace.model.data.base import SegDataset, Sample, make_sample, read_rgb
 
 
 def read_sbd_instances(path: Path) -> np.ndarray:

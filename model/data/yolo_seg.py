@@ -15,8 +15,8 @@ from typing import Sequence
 import numpy as np
 
 from oace.errors import InputError
-from model.data.coco_json import decode_segmentation
-from model.data.base import SegDataset, Sample, list_images, make_sample, read_rgb
+from oace.model.data.coco_json import decode_segmentation
+from oace.model.data.base import SegDataset, Sample, list_images, make_sample, read_rgb
 
 
 MAX_CLASS_ID = 1_000_000  # class ids are indices into a names list

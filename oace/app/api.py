@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from model.backends import MAX_CLICKS
-from model.clicks import Click
-from model.evaluate import PRED_THR, Session
+from oace.model.backends import MAX_CLICKS
+from oace.model.clicks import Click
+from oace.model.evaluate import PRED_THR, Session
 from oace.app.images import load_photo, write_mask_png
 from oace.app.models import ModelSet
 from oace.app.taps import bundle_rows, check_click

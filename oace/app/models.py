@@ -12,9 +12,9 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
-from model.backends import Backend
-from model.evaluate import open_for_eval
-from model.reference import resolve_checkpoint
+from oace.model.backends import Backend
+from oace.model.evaluate import open_for_eval
+from oace.model.reference import resolve_checkpoint
 from oace.errors import CheckpointError, InputError
 
 DEMO_DIR = Path("runs/demo")

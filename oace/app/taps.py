@@ -14,10 +14,10 @@ from typing import Sequence
 
 import numpy as np
 
-from model.backends import INPUT_SIZE, MAX_CLICKS, encode_clicks
-from model.clicks import Click
-from model.evaluate import PRED_THR, Session
-from model.predictor import resize_prob, to_network_xy
+from oace.model.backends import INPUT_SIZE, MAX_CLICKS, encode_clicks
+from oace.model.clicks import Click
+from oace.model.evaluate import PRED_THR, Session
+from oace.model.predictor import resize_prob, to_network_xy
 from oace.app.models import LoadedModel
 from oace.errors import InputError
 

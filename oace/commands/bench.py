@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, TypeVar
 
-from android_bench.config import BenchConfig, DeviceBenchConfig, HostBenchConfig
+from oace.android_bench.config import BenchConfig, DeviceBenchConfig, HostBenchConfig
 from oace.errors import InputError
 
 C = TypeVar("C", bound=BenchConfig)
@@ -107,7 +107,7 @@ def _config(config: type[C], args: argparse.Namespace, **given: Any) -> C:
 
 def _print_parse(result: dict, as_json: bool) -> None:
     if as_json:
-        from android_bench.limits import dumps_strict
+        from oace.android_bench.limits import dumps_strict
 
         print(dumps_strict(result, indent=2))  # RFC 8259: never NaN / Infinity
         return
@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("`oace bench parse LOG` takes no --host/--device")
         if len(target) != 2:
             raise InputError("usage: oace bench parse LOG [--json]")
-        from android_bench.parse import parse_log_file
+        from oace.android_bench.parse import parse_log_file
 
         _print_parse(parse_log_file(target[1]), args.json)
         return 0
@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_host(model: str, args: argparse.Namespace) -> dict:
-    from android_bench.host import bench_host
+    from oace.android_bench.host import bench_host
 
     threads = _threads(args.threads)
     given = {} if threads is None else {"threads": threads}
@@ -193,7 +193,7 @@ def _run_device(model: str, device: str, args: argparse.Namespace) -> dict:
         raise InputError(
             "--device needs --benchmark-binary PATH (TFLite's android_aarch64_benchmark_model; see docs/bench.md)"
         )
-    from android_bench.runner import bench_device
+    from oace.android_bench.runner import bench_device
 
     threads = _threads(args.threads)
     given = {"device": device} if threads is None else {"device": device, "threads": threads}

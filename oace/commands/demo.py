@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from model.reference import reference_checkpoint
+    from oace.model.reference import reference_checkpoint
     from oace.artifacts import check_output_dir
     from oace.demo import run_demo
     from oace.errors import InputError

@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from model.evaluate import EvalConfig
+    from oace.model.evaluate import EvalConfig
 
 # the eval flags' defaults live once, in model.evaluate.EvalConfig: a flag left out is absent from the
 # parsed arguments and the config keeps its own default (importing the config here would load
@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _handler(args: argparse.Namespace) -> int:
-    from model.evaluate import run_eval
+    from oace.model.evaluate import run_eval
 
     paths = run_eval(model=args.model, dataset=args.dataset, data_root=args.data_root, cfg=eval_config(args),
                      out=args.out, argv=sys.argv)
@@ -62,8 +62,8 @@ def _handler(args: argparse.Namespace) -> int:
 
 def eval_config(args: argparse.Namespace) -> EvalConfig:
     """The EvalConfig the flags describe: the flags given, the config's defaults for the rest."""
-    from model.evaluate import EvalConfig
-    from model.zoom_in import ZoomIn
+    from oace.model.evaluate import EvalConfig
+    from oace.model.zoom_in import ZoomIn
 
     given = vars(args)
     options = {f.name: given[f.name] for f in dataclasses.fields(EvalConfig) if f.name in given}

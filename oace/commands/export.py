@@ -34,9 +34,9 @@ def split_list(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from calibration_data import build_calibration_set
-    from export.pipeline import ExportOptions, check_options, export_bundle
-    from model.registry import load_segmenter
+    from oace.calibration_data import build_calibration_set
+    from oace.export.pipeline import ExportOptions, check_options, export_bundle
+    from oace.model.registry import load_segmenter
     from oace.artifacts import check_output_dir
 
     opts = ExportOptions(precisions=split_list(args.precision), extra_modes=split_list(args.extra),

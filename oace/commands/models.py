@@ -14,8 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from model.registry import PRESETS
-    from model.summary import summarize
+    from oace.model.registry import PRESETS
+    from oace.model.summary import summarize
     from oace.errors import InputError
     from oace.reports import markdown_table
 

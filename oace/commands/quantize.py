@@ -19,11 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from export.tflite_inspect import inspect_tflite, require_no_flex
+    from oace.export.tflite_inspect import inspect_tflite, require_no_flex
     from oace.artifacts import check_output_file
     from oace.errors import InputError
     from oace.evaluation_sets import refuse_evaluation_set
-    from quantize.int8 import check_saved_model, quantize
+    from oace.quantize.int8 import check_saved_model, quantize
 
     check_output_file(args.out, "--out")
     if args.mode != "dynamic_range" and args.calib != "embedded":
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     check_saved_model(args.saved_model)  # a corrupt one is refused before calibration starts
     representative = None
     if args.mode != "dynamic_range":
-        from calibration_data import build_calibration_set
+        from oace.calibration_data import build_calibration_set
 
         calibration = build_calibration_set(args.calib, count=args.calib_count, seed=args.calib_seed, force=args.force_calib)
         representative = calibration.representative

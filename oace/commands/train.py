@@ -65,8 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from model.train import run_training
-    from model.train_config import TrainConfig
+    from oace.model.train import run_training
+    from oace.model.train_config import TrainConfig
     from oace.artifacts import check_output_dir
 
     cfg = TrainConfig(
