@@ -187,7 +187,7 @@ def select_device(adb: str, serial: str | None = "auto", timeout: float = DEFAUL
         )
     if len(entries) > 1:
         listed = ", ".join(f"{e.serial} ({e.state})" for e in entries)
-        raise AdbError(f"several devices are connected ({listed}): pass --device SERIAL")
+        raise AdbError(f"several devices are connected ({listed}): pass --serial SERIAL")
     if entries[0].state != "device":
         raise _state_error(entries[0])
     return entries[0].serial

@@ -96,11 +96,13 @@ def new_report(mode: str, model_info: dict[str, Any], prof: DeviceProfile, argv:
 
 
 def fail(report: dict[str, Any], out_dir: Path, message: str) -> dict[str, Any]:
+    """Mark the report `incomplete` (something was measured) or `failed`, write it and raise BenchAborted
+    with the report written attached."""
     any_ok = any(r.get("status") == "ok" for c in report["configurations"] for r in c["repeats"])
     report["status"] = "incomplete" if any_ok else "failed"
     report["error"] = message
-    write_bench_reports(report, out_dir)
-    raise BenchAborted(f"{message} (what was measured is saved in {out_dir / 'bench.json'})", report)
+    written = write_bench_reports(report, out_dir)
+    raise BenchAborted(f"{message} (what was measured is saved in {out_dir / 'bench.json'})", written)
 
 
 class BenchAborted(ToolkitError):
@@ -128,7 +130,7 @@ def aggregate(repeats: Sequence[dict[str, Any]]) -> dict[str, Any]:
         inference_avg_spread_ms=round(statistics.pstdev(avgs), 4) if len(avgs) > 1 else 0.0,
     )
     for key in ("inference_std_ms", "inference_min_ms", "inference_max_ms", "peak_memory_mb", "first_inference_ms",
-                "inference_p50_ms", "inference_p90_ms"):
+                "inference_median_ms", "inference_p90_ms"):
         vals = [r[key] for r in ok if r.get(key) is not None]
         agg[key] = (round(max(vals), 4) if key in ("inference_max_ms", "peak_memory_mb") else
                     round(min(vals), 4) if key == "inference_min_ms" else round(statistics.fmean(vals), 4)) if vals else None

@@ -36,11 +36,12 @@ class HostBenchConfig(BenchConfig):
 
 @dataclass(frozen=True, kw_only=True)
 class DeviceBenchConfig(BenchConfig):
-    """threads / delegates: a sequence or a comma-separated string; cpu_mask: a hex taskset mask or
-    "big" (every core outside the slowest cluster), None for the profile's."""
+    """serial: the phone's adb serial, "auto" (or None) for the only one connected; threads / delegates: a
+    sequence or a comma-separated string; cpu_mask: a hex taskset mask or "big" (every core outside the
+    slowest cluster), None for the profile's."""
 
     benchmark_binary: str | os.PathLike
-    device: str | None = "auto"
+    serial: str | None = "auto"
     threads: Sequence[int] | str = (4,)
     delegates: Sequence[str] | str = ("cpu",)
     runs: int = 50

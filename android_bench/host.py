@@ -52,7 +52,7 @@ def _stats_ms(samples: Sequence[float]) -> dict[str, Any]:
     a = np.asarray(samples, dtype=np.float64)
     return {
         "inference_avg_ms": round(float(a.mean()), 4),
-        "inference_p50_ms": round(float(np.percentile(a, 50)), 4),
+        "inference_median_ms": round(float(np.percentile(a, 50)), 4),
         "inference_p90_ms": round(float(np.percentile(a, 90)), 4),
         "inference_std_ms": round(float(a.std()), 4),
         "inference_min_ms": round(float(a.min()), 4),
@@ -214,5 +214,4 @@ def bench_host(
     except Exception as exc:  # noqa: BLE001 - the interpreter raises plain RuntimeError/ValueError
         return fail(report, out_dir, f"host interpreter failed on {model}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     report["status"] = "ok"
-    write_bench_reports(report, out_dir)
-    return report
+    return write_bench_reports(report, out_dir)

@@ -12,7 +12,7 @@ from typing import Any
 from oace.android_bench.host_cpu import dot_product_text
 from oace.android_bench.limits import strict_json
 from oace.artifacts import atomic_path
-from oace.reports import markdown_table, write_report
+from oace.reports import agg_figure, markdown_table, write_report
 
 
 def _fmt(v: Any, nd: int = 1) -> str:
@@ -24,7 +24,7 @@ def _fmt(v: Any, nd: int = 1) -> str:
 
 
 _HOST_FOOTER = ("These are host figures from this computer's CPU. They are not phone figures; the verdict "
-                "column is an indication only. Measure on the phone with `oace bench --device`.", "")
+                "column is an indication only. Measure on the phone with `oace bench device`.", "")
 _DEVICE_FOOTER = ("Load = benchmark_model `Init` (model load + interpreter build + delegate); avg = mean over "
                   "repeats of the steady-state `Inference (avg)`; min/max over every run of every repeat. "
                   "Raw logs: `raw/`.", "")
@@ -110,24 +110,27 @@ def _result_text(c: dict[str, Any], mode: str) -> str:
     return result
 
 
+# the two spread columns: the host's own percentiles of every sample; benchmark_model's min / max
+_SPREAD = {"host": (("inference_median_ms", "median ms"), ("inference_p90_ms", "p90 ms")),
+           "device": (("inference_min_ms", "min ms"), ("inference_max_ms", "max ms"))}
+
+
 def _results_table(report: dict[str, Any]) -> str:
     """One row per configuration: delegation, repeats ok, load / latency figures, ms/GMAC, verdict."""
     mode = report["mode"]
+    (low, low_head), (high, high_head) = _SPREAD[mode]
     rows = []
     for c in report["configurations"]:
         a = c.get("aggregate") or {}
         rows.append([
             c["name"], c["threads"], _delegation_text(c), f"{a.get('repeats_ok', 0)}/{a.get('repeats', 0)}",
             _fmt(a.get("init_ms")), _fmt(a.get("first_inference_ms")), _fmt(a.get("inference_avg_ms")),
-            _fmt(a.get("inference_std_ms"), 2), _fmt(a.get("inference_p50_ms") or a.get("inference_min_ms")),
-            _fmt(a.get("inference_p90_ms") or a.get("inference_max_ms")), _fmt(a.get("peak_memory_mb")),
+            _fmt(a.get("inference_std_ms"), 2), _fmt(a.get(low)), _fmt(a.get(high)), _fmt(a.get("peak_memory_mb")),
             _fmt(c.get("ms_per_gmac"), 2), _result_text(c, mode),
         ])
-    head2 = "p50 ms" if mode == "host" else "min ms"
-    head3 = "p90 ms" if mode == "host" else "max ms"
     return markdown_table(
-        ["config", "threads", "delegation", "repeats ok", "load ms", "first ms", "avg ms", "std ms", head2, head3,
-         "peak MB", "ms/GMAC", "verdict"],
+        ["config", "threads", "delegation", "repeats ok", "load ms", "first ms", "avg ms", "std ms", low_head,
+         high_head, "peak MB", "ms/GMAC", "verdict"],
         rows,
     )
 
@@ -161,13 +164,9 @@ def _floor_section(floor: dict[str, Any], configs: list[dict[str, Any]], precisi
 
 
 def render_plot(report: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     configs = [c for c in report["configurations"] if c["repeats"]]
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.4 * len(configs) + 2), 4))
+    fig = agg_figure((max(4.0, 1.4 * len(configs) + 2), 4))
+    ax = fig.subplots()
     target = report["profile"]["inference_ms"]
     if report["mode"] == "host":
         data = [c["repeats"][0].get("samples_ms") or [float("nan")] for c in configs]
@@ -194,7 +193,6 @@ def render_plot(report: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
 
 
 def ms_per_gmac(ms: float | None, model_info: dict[str, Any]) -> float | None:
@@ -203,14 +201,24 @@ def ms_per_gmac(ms: float | None, model_info: dict[str, Any]) -> float | None:
     return round(ms / macs["gmacs"], 4) if ms is not None and macs.get("gmacs") else None
 
 
-def write_bench_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str, str]:
-    """Write bench.json, bench.md and latency.png into out_dir; return their paths."""
-    for c in report["configurations"]:
-        c["ms_per_gmac"] = ms_per_gmac((c.get("aggregate") or {}).get("inference_avg_ms"), report["model"])
+def _completed_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
+    """A new report: `report` with each configuration's ms_per_gmac and the paths of the files written
+    into out_dir (`files`). `report` itself is left as it is."""
     out = Path(out_dir)
+    configurations = [
+        {**c, "ms_per_gmac": ms_per_gmac((c.get("aggregate") or {}).get("inference_avg_ms"), report["model"])}
+        for c in report["configurations"]
+    ]
     files = {"json": str(out / "bench.json"), "md": str(out / "bench.md"), "png": str(out / "latency.png")}
-    report["files"] = files
-    clean, _ = strict_json(report)  # RFC 8259: a non-finite figure is written as null and listed
-    write_report(out, "bench", clean, render_markdown(report))
-    render_plot(report, out / "latency.png")
-    return files
+    return {**report, "configurations": configurations, "files": files}
+
+
+def write_bench_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
+    """Write bench.json, bench.md and latency.png into out_dir; return the report they hold
+    (ms/GMAC per configuration, `files`). `report` itself is left as it is."""
+    full = _completed_report(report, out_dir)
+    out = Path(out_dir)
+    clean, _ = strict_json(full)  # RFC 8259: a non-finite figure is written as null and listed
+    write_report(out, "bench", clean, render_markdown(full))
+    render_plot(full, out / "latency.png")
+    return full

@@ -141,7 +141,7 @@ def _start(
     """Find the phone, read its facts and write the first report (no measurement yet)."""
     model_info = describe_model(model)
     adb_path = adb_mod.find_adb(config.adb)
-    serial = adb_mod.select_device(adb_path, config.device)
+    serial = adb_mod.select_device(adb_path, config.serial)
     dev = adb_mod.Device(adb_path, serial)
     facts = dev.facts()
     prof = with_targets(get_profile(config.profile, facts.get("model")), config.target_load_ms,
@@ -299,8 +299,7 @@ def _finish(session: _Session, report: dict[str, Any]) -> dict[str, Any]:
     if bad_runs:
         return fail(report, session.out_dir, "benchmark_model did not finish every run: " + "; ".join(bad_runs))
     report["status"] = "ok"
-    write_bench_reports(report, session.out_dir)
-    return report
+    return write_bench_reports(report, session.out_dir)
 
 
 def _bad_runs(report: dict[str, Any]) -> list[str]:

@@ -1,6 +1,6 @@
 """Drive `oace app` in headless Chromium: load a sample, tap it, wait for the masks, screenshot.
 
-    python benchmarks/app_screenshot.py --out docs/figures/app.png [--model M ...] [--sample chelsea --at 0.45 0.55]
+    python benchmarks/app_screenshot.py --out docs/figures/app.png [--checkpoint M ...] [--sample chelsea --at 0.45 0.55]
 
 Needs Debian's `chromium` and `chromium-driver` (.ci/run installs them) and selenium. The browser
 test (tests/test_app_browser.py) calls `capture` on its own server; this script starts one with
@@ -131,12 +131,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("docs/figures/app.png"))
-    ap.add_argument("--model", action="append", default=[], help="as `oace app --model` (default: its choice)")
+    ap.add_argument("--checkpoint", action="append", default=[], help="as `oace app --checkpoint` (default: its choice)")
     ap.add_argument("--sample", default="chelsea")
     ap.add_argument("--at", type=float, nargs=2, default=(0.45, 0.55), metavar=("FX", "FY"))
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
-    app = start(AppConfig(models=tuple(args.model), threads=args.threads))
+    app = start(AppConfig(models=tuple(args.checkpoint), threads=args.threads))
     try:
         shot = capture(app.url, args.out, args.sample, tuple(args.at), n_models=len(app.models.all()))
     finally:

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from oace.artifacts import atomic_path
-from oace.reports import markdown_table, provenance, tool_versions, write_report
+from oace.reports import agg_figure, markdown_table, provenance, tool_versions, write_report
 from oace.model.evaluate import EvalRun, Worst
 
 PROTOCOL_NOTE = (
@@ -116,12 +116,9 @@ def _curve_section(runs: Sequence[EvalRun]) -> str:
 
 
 def plot_curves(path: Path, runs: Sequence[EvalRun], title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    """miou_vs_clicks.png (agg_figure: no pyplot, no backend switch)."""
+    fig = agg_figure((6, 4), dpi=100)
+    ax = fig.subplots()
     for r in runs:
         ks = np.arange(1, r.max_clicks + 1)
         ax.plot(ks, [r.metrics[f"miou@{k}"] for k in ks], marker="o", markersize=3, label=r.backend)
@@ -137,7 +134,6 @@ def plot_curves(path: Path, runs: Sequence[EvalRun], title: str) -> Path:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-    plt.close(fig)
     return path
 
 

@@ -1,7 +1,8 @@
 """Names -> networks, and self-describing checkpoints.
 
 A checkpoint is `{"arch", "config", "state_dict", "meta"}` (RITM's habit: it carries what built the
-model), so `load_model(path)` rebuilds any registered network with nothing else. Files are read
+model), so `load_model(path)` rebuilds any registered network with nothing else (`load_model_with_meta`
+also returns the checkpoint's `meta`, as a `LoadedCheckpoint` record). Files are read
 with `torch.load(..., weights_only=True)` and written atomically.
 """
 
@@ -195,8 +196,22 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return record
 
 
+@dataclasses.dataclass(frozen=True)
+class LoadedCheckpoint:
+    """A network rebuilt from a checkpoint, and the checkpoint's `meta` record (a copy: weights
+    description, model_version, crops_seen, toolkit_version, ...; empty when it has none)."""
+
+    model: nn.Module
+    meta: dict[str, Any]
+
+
 def load_model(path: str | os.PathLike, *, eval_mode: bool = True) -> nn.Module:
     """Rebuild the network a checkpoint describes and load its weights (fp16 weights become fp32)."""
+    return load_model_with_meta(path, eval_mode=eval_mode).model
+
+
+def load_model_with_meta(path: str | os.PathLike, *, eval_mode: bool = True) -> LoadedCheckpoint:
+    """`load_model`, with the checkpoint's meta record alongside the network."""
     record = load_checkpoint(path)
     config_cls = ARCHITECTURES[record["arch"]][0]
     try:
@@ -221,8 +236,7 @@ def load_model(path: str | os.PathLike, *, eval_mode: bool = True) -> nn.Module:
             f"vs {list(expected[k].shape)}"
         )
     model.load_state_dict(state)
-    model.checkpoint_meta = dict(record.get("meta") or {})
-    return model.eval() if eval_mode else model
+    return LoadedCheckpoint(model.eval() if eval_mode else model, dict(record.get("meta") or {}))
 
 
 def load_segmenter(checkpoint: str | None, preset: str | None) -> tuple[nn.Module, str, str]:
@@ -232,7 +246,7 @@ def load_segmenter(checkpoint: str | None, preset: str | None) -> tuple[nn.Modul
         raise InputError("--checkpoint is empty: give a segmenter checkpoint (.pt) or `reference`")
     if checkpoint:
         checkpoint = resolve_checkpoint(checkpoint)
-        model = load_model(checkpoint)
-        meta = getattr(model, "checkpoint_meta", {})
+        loaded = load_model_with_meta(checkpoint)
+        model, meta = loaded.model, loaded.meta
         return model, f"checkpoint {checkpoint} ({meta.get('weights', 'no description')})", meta.get("model_version", "unversioned")
     return build_model(preset, seed=0), f"UNTRAINED: seeded random weights of preset {preset} (seed 0)", f"{preset}-untrained"

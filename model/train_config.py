@@ -4,10 +4,13 @@ training state (last.pt / best.pt), and checked before anything runs."""
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING, Any
 
-from oace.model.losses import CONTRASTS, PatchSampling, cell_size
-from oace.model.train_clicks import ClickSimConfig
 from oace.errors import InputError
+
+if TYPE_CHECKING:  # imported where used: the CLI reads these fields without loading PyTorch
+    from oace.model.losses import PatchSampling
+    from oace.model.train_clicks import ClickSimConfig
 
 STAGES = ("prior", "msfnet")
 TRAIN_PARTS = ("all", "refiner")
@@ -16,43 +19,69 @@ SCHEDULES = ("constant", "cosine")
 PATH_SETTINGS = ("prior", "init", "weights", "anchor")
 
 
+def option(help: str, default: Any = dataclasses.MISSING, **cli: Any) -> Any:
+    """A setting with its `oace train` help; `cli`: "flag" (another option name), "choices", "metavar",
+    "positional". oace/commands/train.py builds the options from these fields (oace.commands.options)."""
+    return dataclasses.field(default=default, metadata={"help": help, **cli})
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    stage: str
-    data: str  # "kind:path[,kind:path]"
-    out: str
-    epochs: int = 1
-    batch: int = 64  # global batch (all processes, all accumulation steps)
-    accum: int = 1
-    lr: float = 5e-4
-    size: int = 512
-    crop: int | None = None  # train on random crop x crop windows of the size x size image (validation: whole)
-    model: str | None = None  # preset; default "prior" / "segmenter"
-    prior: str | None = None  # prior checkpoint for the msfnet stage (OACE guidance)
-    init: str | None = None  # timm ImageNet HRNet checkpoint for the backbone
-    weights: str | None = None  # start from trained weights (fine-tuning): prior.pt (prior stage) or segmenter.pt (msfnet)
-    schedule: str = "constant"  # learning rate: "constant" or "cosine" (to 0 over the run, or over --max-minutes if that ends first)
-    max_minutes: float | None = None  # wall-clock budget of this session's training steps; the run then validates, saves, ends
-    resume: bool = False
-    val_fraction: float = 0.05
-    val_max: int | None = 2000  # cap on validation objects per epoch (5 % of COCO+LVIS would be ~100k)
-    seed: int = 0
-    workers: int = 0
-    amp: bool = False  # mixed precision: fp16 + gradient scaler on CUDA, bf16 autocast on the CPU
-    click_weight: float = 1.0  # msfnet stage: weight of the cross-entropy on the clicked disks (losses.click_region_loss)
-    anchor: str | None = None  # msfnet stage: a click-disk segmenter (path or name) whose first-click masks the fine-tune keeps
-    anchor_weight: float = 10.0  # msfnet stage: weight of the KL to the anchor's first-click probabilities (losses.anchor_loss)
-    val_robot_clicks: int = 2  # msfnet stage: robot follow-up clicks per held-out object, scored for obedience
-    val_composites: int = 12  # msfnet stage: held-out multi-object composites for click-target accuracy and containment
-    composite: float = 0.5  # share of training items that become copy-paste composites (model/composite.py)
-    hard_negatives: float = 0.5  # prior stage: share of background patches drawn from other objects and the band
-    limit: int | None = None  # use only this many objects (smoke runs)
-    patches: int = 64  # patches of each kind per image (prior stage)
-    contrast: str = "within"  # prior stage: "within" (default) or "paper" (Eq. 1 literally; see model/losses.py)
-    freeze_bn: bool = False  # BatchNorm in eval mode (exact DDP-vs-single comparisons)
-    train: str = "all"  # msfnet stage: "all" weights, or "refiner" only (the rest frozen, run once per sample)
-    max_iterative: int = 3  # msfnet stage: at most this many simulated iterative clicks per sample (RITM: 3)
-    progress: bool = True
+    stage: str = option("prior: contrastive OACE prior; msfnet: MSFNet with the prior frozen",
+                        positional=True, choices=STAGES)
+    data: str = option("kind:path[,kind:path], e.g. "
+                       "salient:../shared/data-train/ECSSD,yolo_seg:../shared/data/coco128-seg", metavar="KIND:PATH[,...]")
+    out: str = option("run directory (checkpoints, metrics, reports)", metavar="DIR")
+    epochs: int = option("total epochs (a resumed run continues up to this number)", 1)
+    batch: int = option("global batch over all processes and accumulation steps", 64)
+    accum: int = option("gradient accumulation steps", 1)
+    lr: float = option("Adam learning rate", 5e-4)
+    size: int = option("training side, a multiple of 32", 512)
+    crop: int | None = option("train on random CROP x CROP windows of the --size image (same pixel scale, less compute); "
+                              "validation sees whole images", None)
+    model: str | None = option("architecture preset (`oace models`; default: prior / segmenter); e.g. segmenter_disk, "
+                               "segmenter_baseline, segmenter_tiny", None, flag="preset", metavar="NAME")
+    prior: str | None = option("prior checkpoint (prior.pt of a prior run) for the msfnet stage (OACE guidance)", None,
+                                metavar="CKPT")
+    init: str | None = option("timm ImageNet HRNet checkpoint (.pth/.safetensors) for the backbone", None,
+                              metavar="PATH")
+    weights: str | None = option("start from trained weights (fine-tune): prior.pt for the prior stage, segmenter.pt for msfnet", None,
+                                  metavar="CKPT")
+    schedule: str = option("learning rate: constant, or cosine decay to 0 over the run (or over --max-minutes, whichever "
+                           "ends first)", "constant", choices=SCHEDULES)
+    max_minutes: float | None = option("wall-clock budget for the training steps; when spent, the epoch ends early, is "
+                                       "validated and saved, and the run stops", None)
+    resume: bool = option("continue the run in --out from its last finished epoch", False)
+    val_fraction: float = option("held-out share of the objects", 0.05)
+    # 5 % of COCO+LVIS would be ~100k validation objects: hence the cap
+    val_max: int | None = option("score at most this many held-out objects per epoch", 2000)
+    seed: int = option("everything random derives from it", 0)
+    workers: int = option("DataLoader workers per process", 0)
+    amp: bool = option("mixed precision: fp16 autocast + gradient scaler on CUDA, bf16 autocast on the CPU", False)
+    click_weight: float = option("msfnet stage: weight of the cross-entropy on the clicked disks, so every tap counts "
+                                 "(0 = NFL only; losses.click_region_loss)", 1.0)
+    anchor: str | None = option("msfnet stage: a click-disk segmenter (checkpoint or name, e.g. reference_v1) whose "
+                                "first-click masks the fine-tune keeps (learning without forgetting)", None, metavar="CKPT")
+    anchor_weight: float = option("msfnet stage: weight of the KL to --anchor's first-click probabilities "
+                                  "(losses.anchor_loss)", 10.0)
+    val_robot_clicks: int = option("msfnet stage: robot follow-up clicks per held-out object, scored for obedience", 2)
+    val_composites: int = option("msfnet stage: held-out multi-object composites scored each epoch for click-target "
+                                 "accuracy and containment", 12)
+    composite: float = option("share of training items made copy-paste composites: 1-3 salient objects pasted on "
+                              "another image, the click picks one (model/composite.py)", 0.5)
+    hard_negatives: float = option("prior stage: share of background patches drawn from other objects and a band "
+                                   "around the object", 0.5)
+    limit: int | None = option("use only this many objects (smoke runs)", None)
+    patches: int = option("prior stage: patches of each kind per image", 64)
+    contrast: str = option("prior stage: within (background patches from both passes) or paper (pass 2 only, as Eq. 1 "
+                           "is written; model/losses.py); see docs/training.md", "within")
+    freeze_bn: bool = option("BatchNorm in eval mode: keep the start weights' statistics when fine-tuning with small "
+                             "batches of crops (and exact DDP-vs-single comparisons)", False)
+    train: str = option("msfnet stage: train all weights, or the click refiner only, the rest frozen and run once per "
+                        "sample (model/refiner.py)", "all", choices=TRAIN_PARTS)
+    max_iterative: int = option("msfnet stage: at most this many simulated iterative clicks per training sample "
+                                "(RITM: 3)", 3)
+    progress: bool = option("tqdm progress bars", True)
 
     @property
     def click_radius(self) -> int:
@@ -66,6 +95,8 @@ class TrainConfig:
 
     @property
     def clicks(self) -> ClickSimConfig:
+        from oace.model.train_clicks import ClickSimConfig
+
         s = self.size / 512
         return ClickSimConfig(margin=round(3 * s), band=max(2, round(40 * s)), max_iterative=self.max_iterative)
 
@@ -73,6 +104,8 @@ class TrainConfig:
     def patch_sampling(self) -> PatchSampling:
         """The prior stage's patch draw: --patches per kind from cells of 8 px at 512 (scaled), --contrast,
         a --hard-negatives share of the background patches from the hard-negative region."""
+        from oace.model.losses import PatchSampling, cell_size
+
         return PatchSampling(patches=self.patches, cell=cell_size(self.size), contrast=self.contrast,
                              hard_share=self.hard_negatives)
 
@@ -82,6 +115,8 @@ class TrainConfig:
         return self.freeze_bn or self.train == "refiner"
 
     def check(self) -> None:
+        from oace.model.losses import CONTRASTS
+
         if self.stage not in STAGES:
             raise InputError(f"stage {self.stage!r}: expected one of {', '.join(STAGES)}")
         if self.size <= 0 or self.size % 32:

@@ -13,7 +13,7 @@ import numpy as np
 
 from oace.model.train_config import TrainConfig
 from oace.artifacts import atomic_path, write_json_atomic, write_text_atomic
-from oace.reports import markdown_table, provenance
+from oace.reports import agg_figure, markdown_table, provenance
 
 
 def json_summary(cfg: TrainConfig, history: list[dict[str, Any]], best: dict[str, Any] | None,
@@ -86,12 +86,9 @@ def write_events(path: Path, history: list[dict[str, Any]], tags: list[str]) -> 
 
 
 def plot_curves(path: Path, history: list[dict[str, Any]], tags: list[str]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(tags), figsize=(4 * len(tags), 3))
+    """curves.png: one panel per tag over the epochs (agg_figure: no pyplot, no backend switch)."""
+    fig = agg_figure((4 * len(tags), 3))
+    axes = fig.subplots(1, len(tags))
     epochs = [r["epoch"] for r in history]
     for ax, tag in zip(np.atleast_1d(axes), tags):
         ax.plot(epochs, [r.get(tag, float("nan")) for r in history], marker="o")
@@ -100,4 +97,3 @@ def plot_curves(path: Path, history: list[dict[str, Any]], tags: list[str]) -> N
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)

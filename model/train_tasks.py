@@ -19,7 +19,7 @@ from oace.model.click_metrics import MultiObjectSample, multi_object_metrics
 from oace.model.losses import anchor_loss, click_region_loss, hard_negative_region, normalized_focal_loss, prior_loss
 from oace.model.msfnet import MSFNetConfig
 from oace.model.prior import OACEPrior, PriorConfig
-from oace.model.registry import PRESETS, build, load_model, save_checkpoint
+from oace.model.registry import PRESETS, build, load_model, load_model_with_meta, save_checkpoint
 from oace.model.segmenter import Segmenter, SegmenterConfig
 from oace.model.train_clicks import ClickStats, add_iterative_clicks, robot_obedience
 from oace.model.train_config import TrainConfig
@@ -31,19 +31,19 @@ def resolve_model(cfg: TrainConfig) -> tuple[PriorConfig | None, MSFNetConfig | 
     """The preset named by cfg.model -> (prior config, msfnet config) of the stage being trained."""
     name = cfg.model or ("prior" if cfg.stage == "prior" else "segmenter")
     if name not in PRESETS:
-        raise InputError(f"--model {name!r}: unknown preset; known: {', '.join(PRESETS)}")
+        raise InputError(f"--preset {name!r}: unknown preset; known: {', '.join(PRESETS)}")
     preset = PRESETS[name]
     if cfg.stage == "prior":
         if preset.arch == "prior":
             return preset.config, None
         if preset.arch == "segmenter" and preset.config.prior is not None:
             return preset.config.prior, None
-        raise InputError(f"--model {name!r} has no OACE prior to train")
+        raise InputError(f"--preset {name!r} has no OACE prior to train")
     if preset.arch == "msfnet":
         return (PriorConfig() if preset.config.guidance_channels != 1 else None), preset.config
     if preset.arch == "segmenter":
         return preset.config.prior, preset.config.msfnet
-    raise InputError(f"--model {name!r} is a {preset.arch}, not an MSFNet")
+    raise InputError(f"--preset {name!r} is a {preset.arch}, not an MSFNet")
 
 
 def _prior_part(model: nn.Module, path: str) -> nn.Module:
@@ -93,8 +93,8 @@ def load_start_weights(task: Task, path: str) -> int:
     """
     from oace.model.reference import resolve_checkpoint
 
-    model = load_model(resolve_checkpoint(path))
-    seen = int(model.checkpoint_meta.get("crops_seen", 0))
+    loaded = load_model_with_meta(resolve_checkpoint(path))
+    model, seen = loaded.model, int(loaded.meta.get("crops_seen", 0))
     if isinstance(task, PriorTask):
         model = _prior_part(model, path)
         want = OACEPrior
@@ -200,9 +200,9 @@ class MSFNetTask:
     def __init__(self, cfg: TrainConfig, prior_cfg: PriorConfig | None, msf_cfg: MSFNetConfig, device: torch.device):
         self.cfg = cfg
         if prior_cfg is not None and cfg.prior is None:
-            raise InputError(f"model {cfg.model or 'segmenter'!r} takes OACE guidance: pass --prior CKPT (from `oace train prior`)")
+            raise InputError(f"--preset {cfg.model or 'segmenter'!r} takes OACE guidance: pass --prior CKPT (from `oace train prior`)")
         if prior_cfg is None and cfg.prior is not None:
-            raise InputError(f"model {cfg.model!r} is a click-disk ablation: it takes no --prior")
+            raise InputError(f"--preset {cfg.model!r} is a click-disk ablation: it takes no --prior")
         self.prior = load_prior(cfg.prior, prior_cfg).to(device) if prior_cfg is not None else None
         # the shipped chain: the disk rides beside the embedding (model/segmenter.py)
         self.disk_guidance = prior_cfg is not None and msf_cfg.guidance_channels == prior_cfg.embed_dim + 1
@@ -213,7 +213,7 @@ class MSFNetTask:
         self.anchor = load_anchor(cfg.anchor).to(device, memory_format=torch.channels_last) if cfg.anchor else None
         if cfg.train == "refiner":
             if self.trainable.refiner is None:
-                raise InputError(f"--train refiner: model {cfg.model or 'segmenter'!r} has no click refiner")
+                raise InputError(f"--train refiner: --preset {cfg.model or 'segmenter'!r} has no click refiner")
             for name, p in self.trainable.named_parameters():
                 p.requires_grad_(name.startswith("refiner."))
 

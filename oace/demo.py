@@ -233,8 +233,8 @@ def _summary_markdown(report: dict[str, Any], summaries: list[ModelSummary], inf
 def _next_steps(out: Path) -> str:
     return (
         "\n## Next\n\n"
-        f"- evaluate: `oace eval --model {out / 'oace_segmenter_int8.tflite'} --dataset grabcut --data-root ../shared/data`\n"
-        f"- benchmark on this host: `oace bench --host {out / 'oace_segmenter_int8.tflite'}`\n"
-        f"- on a phone: `oace bench --device auto {out / 'oace_segmenter_int8.tflite'} --benchmark-binary PATH`\n"
+        f"- evaluate: `oace eval --checkpoint {out / 'oace_segmenter_int8.tflite'} --dataset grabcut --data-root ../shared/data`\n"
+        f"- benchmark on this host: `oace bench host {out / 'oace_segmenter_int8.tflite'}`\n"
+        f"- on a phone: `oace bench device {out / 'oace_segmenter_int8.tflite'} --benchmark-binary PATH`\n"
         "- export with COCO calibration: `oace export --checkpoint CKPT --calib ../shared/data/coco128-seg`\n"
     )

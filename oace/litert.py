@@ -175,8 +175,18 @@ def verify_tflite(path: str | os.PathLike, *, require_loadable: bool = True,
     return p
 
 
-def load_interpreter(path: str | os.PathLike, *, num_threads: int | None = None, prefer: str = "ai-edge-litert") -> Any:
-    """A ready (allocated) interpreter; a missing or corrupt file is a one-line InputError naming it."""
+@dataclasses.dataclass(frozen=True)
+class LoadedInterpreter:
+    """An allocated interpreter and the runtime that built it ("ai-edge-litert" or "tflite-runtime")."""
+
+    interpreter: Any
+    runtime: str
+
+
+def load_interpreter(path: str | os.PathLike, *, num_threads: int | None = None,
+                     prefer: str = "ai-edge-litert") -> LoadedInterpreter:
+    """A ready (allocated) interpreter and its runtime; a missing or corrupt file is a one-line
+    InputError naming it."""
     p = verify_tflite(path)
     cls, runtime = interpreter_class(prefer)
     try:
@@ -185,8 +195,7 @@ def load_interpreter(path: str | os.PathLike, *, num_threads: int | None = None,
     except (ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{p}: not a loadable TFLite model ({first[:200]})") from None
-    interp.oace_runtime = runtime
-    return interp
+    return LoadedInterpreter(interp, runtime)
 
 
 CONTRACT_DTYPES = {"image": np.uint8, "clicks": np.int32, "prev_mask": np.float32}
@@ -201,8 +210,8 @@ class SegmentRunner:
 
     def __init__(self, path: str | os.PathLike, *, num_threads: int | None = None, prefer: str = "ai-edge-litert"):
         self.path = Path(path)
-        self.interpreter = load_interpreter(path, num_threads=num_threads, prefer=prefer)
-        self.runtime = self.interpreter.oace_runtime
+        loaded = load_interpreter(path, num_threads=num_threads, prefer=prefer)
+        self.interpreter, self.runtime = loaded.interpreter, loaded.runtime
         signatures = self.interpreter.get_signature_list()
         if "segment" in signatures:
             key = "segment"

@@ -68,3 +68,16 @@ def write_report(out_dir: str | Path, name: str, data: dict[str, Any], markdown:
     json_path = write_json_atomic(out / f"{name}.json", data)
     md_path = write_text_atomic(out / f"{name}.md", markdown)
     return json_path, md_path
+
+
+def agg_figure(figsize: tuple[float, float], dpi: float | None = None) -> Any:
+    """A matplotlib Figure on its own Agg canvas, for a report's PNG (`fig.savefig(path, format="png")`).
+
+    No pyplot and no `matplotlib.use`: nothing global changes (the caller's backend and pyplot's
+    figure list stay as they were) and the figure is freed with its last reference."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig

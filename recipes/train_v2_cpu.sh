@@ -36,6 +36,6 @@ stage prior 20 prior --lr 5e-4
 #    v1's one-click masks), then the refiner alone trained (--train refiner): the frozen base runs
 #    once per sample, each simulated click (up to 6) costs a refiner pass only, the clicked-disk
 #    loss makes every tap count, composites teach which object was clicked.
-stage refiner 75 msfnet --model segmenter --prior "$RUNS/prior/prior.pt" --weights reference_v1 --train refiner \
+stage refiner 75 msfnet --preset segmenter --prior "$RUNS/prior/prior.pt" --weights reference_v1 --train refiner \
     --lr 1e-3 --max-iterative 6 --val-composites 8 --val-robot-clicks 4
 echo "== done: $RUNS/refiner/segmenter.pt"

@@ -24,7 +24,7 @@ mkdir -p "$OUT"
 nvidia-smi dmon -s u -d 20 > "$OUT/gpu_util.txt" 2>&1 &
 SMI=$!
 trap 'kill $SMI 2>/dev/null || true' EXIT
-PYTHONPATH=. python3 -m oace.cli train msfnet --model segmenter --prior "$PRIOR" --weights "$START" \
+PYTHONPATH=. python3 -m oace.cli train msfnet --preset segmenter --prior "$PRIOR" --weights "$START" \
     --data "$DATA" --out "$OUT/refiner" --size 512 --crop 320 --batch 64 --lr 2e-3 --amp --workers 14 --train refiner \
     --max-iterative 6 --schedule cosine --max-minutes "$MINUTES" --val-max 64 --epochs 200 --no-progress
 # only what the session needs back (the run tool returns files under $OUT): weights and reports

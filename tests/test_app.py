@@ -184,7 +184,7 @@ def test_a_model_off_the_contract_is_refused_in_the_page_and_the_app_goes_on(cli
 def test_cli_refuses_a_model_off_the_contract_in_one_line(off_contract_tflite, capsys):
     from oace.cli import main
 
-    assert main(["app", "--model", str(off_contract_tflite), "--port", "1"]) == 2
+    assert main(["app", "--checkpoint", str(off_contract_tflite), "--port", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("oace app: error:") and "lacks input(s)" in err[0]
 

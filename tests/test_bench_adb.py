@@ -43,7 +43,7 @@ def test_unusable_device_states_are_named(tmp_path, monkeypatch, state, message)
 def test_several_devices_need_a_serial(tmp_path, monkeypatch):
     install_fake_adb(tmp_path, monkeypatch, [s23("AAA"), s23("BBB")])
     adb = find_adb()
-    with pytest.raises(AdbError, match=r"several devices are connected \(AAA \(device\), BBB \(device\)\): pass --device SERIAL"):
+    with pytest.raises(AdbError, match=r"several devices are connected \(AAA \(device\), BBB \(device\)\): pass --serial SERIAL"):
         select_device(adb, "auto")
     assert select_device(adb, "BBB") == "BBB"
     with pytest.raises(AdbError, match=r"device CCC is not connected \(adb devices lists: AAA \(device\), BBB \(device\)\)"):
@@ -114,7 +114,7 @@ def test_real_adb_reports_no_device(monkeypatch, tmp_path, capsys):
     try:
         with pytest.raises(AdbError, match="no Android device found"):
             select_device(find_adb(real), "auto", timeout=60)
-        assert main(["bench", "--device", str(model), "--benchmark-binary", str(binary), "--adb", real,
+        assert main(["bench", "device", str(model), "--benchmark-binary", str(binary), "--adb", real,
                      "--out", str(tmp_path / "out")]) == 2
         assert capsys.readouterr().err.startswith("oace bench: error: no Android device found")
     finally:

@@ -1,4 +1,4 @@
-"""`oace bench --device`: the whole orchestration against the fake adb (a directory as the phone's
+"""`oace bench device`: the whole orchestration against the fake adb (a directory as the phone's
 storage, a getprop table, scripted failures) and the fake benchmark_model, asserting the exact adb
 command lines and the figures that end up in bench.json / bench.md."""
 
@@ -46,7 +46,7 @@ def shell_cmds(home):
 def test_device_bench_runs_each_config_and_records_exact_commands(tmp_path, monkeypatch, model):
     home = install_fake_adb(tmp_path, monkeypatch, [s23()])
     out = tmp_path / "out"
-    rep = run(model, out, device="auto", threads="1,4", delegates="cpu", repeats=2, cpu_mask="big")
+    rep = run(model, out, serial="auto", threads="1,4", delegates="cpu", repeats=2, cpu_mask="big")
 
     assert rep["status"] == "ok" and rep["mode"] == "device"
     assert rep["device"]["model"] == "SM-S911B" and rep["profile"]["name"] == "Galaxy S23"
@@ -95,7 +95,7 @@ def test_device_bench_runs_each_config_and_records_exact_commands(tmp_path, monk
 
     # second run: model and binary already on the phone with the same hash -> no push
     before = len(calls(home))
-    run(model, tmp_path / "out2", device=SERIAL, threads="4", repeats=1)
+    run(model, tmp_path / "out2", serial=SERIAL, threads="4", repeats=1)
     assert not [c for c in calls(home)[before:] if c[2:3] == ["push"]]
 
 
@@ -177,7 +177,7 @@ def test_unauthorized_device_fails_before_anything_is_pushed(tmp_path, monkeypat
 def test_cli_device_mirror_and_one_line_errors(tmp_path, monkeypatch, model, capsys):
     install_fake_adb(tmp_path, monkeypatch, [s23()])
     out = tmp_path / "out"
-    rc = main(["bench", "--device", str(model), "--benchmark-binary", str(FAKE_BENCH), "--threads", "2",
+    rc = main(["bench", "device", str(model), "--benchmark-binary", str(FAKE_BENCH), "--threads", "2",
                "--repeats", "1", "--cooldown", "0", "--runs", "10", "--out", str(out), "--profile", "default",
                "--target-inference-ms", "50"])
     assert rc == 0
@@ -186,12 +186,12 @@ def test_cli_device_mirror_and_one_line_errors(tmp_path, monkeypatch, model, cap
     rep = json.loads((out / "bench.json").read_text())
     assert rep["profile"]["inference_ms"] == 50.0 and rep["settings"]["runs"] == 10
 
-    assert main(["bench", "--device", str(model)]) == 2
-    assert "--device needs --benchmark-binary PATH" in capsys.readouterr().err
+    assert main(["bench", "device", str(model)]) == 2
+    assert "`oace bench device` needs --benchmark-binary PATH" in capsys.readouterr().err
 
     (tmp_path / "two").mkdir()
     install_fake_adb(tmp_path / "two", monkeypatch, [s23("AAA"), s23("BBB")])
-    assert main(["bench", "--device", "auto", str(model), "--benchmark-binary", str(FAKE_BENCH)]) == 2
+    assert main(["bench", "device", str(model), "--serial", "auto", "--benchmark-binary", str(FAKE_BENCH)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("oace bench: error: several devices are connected") and err.count("\n") == 1
 

@@ -16,6 +16,7 @@ def _inputs():
     return image, torch.from_numpy(pack_clicks([(256, 256, True), (30, 40, False)], 24)), torch.rand(1, 512, 512, 1, generator=g)
 
 
+@pytest.mark.slow
 def test_round_trip_rebuilds_the_same_network_from_the_file_alone(tmp_path, tiny_segmenter):
     path = save_checkpoint(tiny_segmenter, tmp_path / "tiny.pt", meta={"weights": "seeded"})
     record = load_checkpoint(path)
@@ -28,6 +29,7 @@ def test_round_trip_rebuilds_the_same_network_from_the_file_alone(tmp_path, tiny
     assert not list(tmp_path.glob(".*.tmp"))  # the atomic writer left no temp file
 
 
+@pytest.mark.slow
 def test_fp16_checkpoint_is_half_the_size_and_loads_as_fp32(tmp_path, tiny_segmenter):
     full = save_checkpoint(tiny_segmenter, tmp_path / "full.pt")
     half = save_checkpoint(tiny_segmenter, tmp_path / "half.pt", half=True)

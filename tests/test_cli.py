@@ -61,13 +61,13 @@ def test_demo_without_export_writes_overlay_and_reports(tmp_path, capsys):
 @pytest.mark.slow
 def test_demo_exports_the_int8_bundle_and_says_the_calibration_is_not_coco(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--untrained", "--model", "segmenter_tiny"]) == 0
+    assert main(["demo", "--out", str(out), "--preset", "segmenter_tiny"]) == 0
     report = json.loads((out / "demo.json").read_text())
     assert {"fp32", "int8", "onnx"} <= set(report["export"])
     assert (out / "oace_segmenter_int8.tflite").stat().st_size == report["export"]["int8"]["bytes"]
     assert report["calibration"]["is_coco"] is False and "NOT COCO" in report["calibration"]["warning"]
     printed = capsys.readouterr().out
-    assert "NOT COCO" in printed and "oace bench --host" in printed
+    assert "NOT COCO" in printed and "oace bench host" in printed
     from PIL import Image
 
     assert Image.open(out / "overlay_int8.png").size == (512, 512)
@@ -95,3 +95,51 @@ def test_demo_reports_a_missed_int8_gate_instead_of_stopping():
     assert "INT8 PARITY GATE MISSED: int8 mask IoU vs fp32 0.680 < 0.9" in gate["warning"] and "--extra int16x8" in gate["warning"]
     rows[1]["mask_iou"] = 0.95
     assert int8_gate(rows, 0.90) == {"mask_iou": 0.95, "min_mask_iou": 0.90, "passed": True}
+
+
+def _subparsers():
+    import argparse
+
+    from oace.cli import build_parser
+
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
+
+
+def test_one_flag_name_per_concept_checkpoint_for_files_preset_for_registered_names():
+    flags = {name: {s for a in p._actions for s in a.option_strings} for name, p in _subparsers().items()}
+    assert not [name for name, options in flags.items() if "--model" in options]
+    for name in ("eval", "export", "demo", "app"):
+        assert "--checkpoint" in flags[name]
+    for name in ("export", "demo", "train"):
+        assert "--preset" in flags[name]
+
+
+def test_train_options_are_the_fields_of_train_config_with_their_defaults():
+    import dataclasses
+
+    from oace.model.train_config import TrainConfig
+
+    train = _subparsers()["train"]
+    parsed = vars(train.parse_args(["prior", "--data", "salient:d", "--out", "o"]))
+    cfg = TrainConfig(stage="prior", data="salient:d", out="o")
+    assert {k: v for k, v in parsed.items() if k != "handler"} == dataclasses.asdict(cfg)
+    parsed = train.parse_args(["msfnet", "--data", "d", "--out", "o", "--preset", "segmenter_tiny", "--no-progress",
+                               "--freeze-bn", "--crop", "256", "--val-max", "9", "--train", "refiner"])
+    assert (parsed.model, parsed.progress, parsed.freeze_bn, parsed.crop, parsed.val_max, parsed.train) == (
+        "segmenter_tiny", False, True, 256, 9, "refiner")
+
+
+def test_building_the_parser_loads_no_heavy_library():
+    code = ("import sys; from oace.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'tensorflow', 'scipy', 'ai_edge_litert', 'gradio') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("command, default", [("eval", "(default 20)"), ("export", "(default 17)"),
+                                              ("models", "(default 512)"), ("demo", "(default embedded)")])
+def test_help_states_the_defaults_kept_in_the_configs(command, default, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert default in " ".join(capsys.readouterr().out.split())

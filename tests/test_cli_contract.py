@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.cli_contract import assert_refused, run_oace
 
 
+@pytest.mark.slow
 def test_peak_memory_is_the_commands_own_even_from_a_big_test_process():
     ballast = bytearray(1536 << 20)  # 1.5 GB resident in this process: a forked child would inherit it
     ballast[:: 4096] = b"\x01" * len(ballast[:: 4096])
@@ -16,7 +19,7 @@ def test_peak_memory_is_the_commands_own_even_from_a_big_test_process():
 
 def test_a_refusal_is_one_line_and_exit_2(tmp_path):
     missing = tmp_path / "missing.tflite"
-    line = assert_refused(run_oace(["eval", "--model", missing, "--dataset", "GrabCut", "--data-root", tmp_path]), str(tmp_path))
+    line = assert_refused(run_oace(["eval", "--checkpoint", missing, "--dataset", "GrabCut", "--data-root", tmp_path]), str(tmp_path))
     assert line.startswith("oace eval: error:")
 
 

@@ -48,7 +48,7 @@ def grabcut_like(tmp_path) -> Path:
 @pytest.mark.slow
 def test_eval_writes_the_three_reports_and_overlays(toy, grabcut_like, tmp_path, capsys):
     out = tmp_path / "out"
-    rc = main(["eval", "--model", str(toy), "--dataset", "GrabCut", "--data-root", str(grabcut_like),
+    rc = main(["eval", "--checkpoint", str(toy), "--dataset", "GrabCut", "--data-root", str(grabcut_like),
                "--max-clicks", "5", "--out", str(out), "--robustness-trials", "3", "--threads", "1", "--no-progress"])
     assert rc == 0
     data = json.loads((out / "eval.json").read_text())
@@ -74,7 +74,7 @@ def test_eval_writes_the_three_reports_and_overlays(toy, grabcut_like, tmp_path,
 
 def test_two_models_are_compared_on_one_plot(toy, grabcut_like, tmp_path):
     out = tmp_path / "two"
-    rc = main(["eval", "--model", str(toy), "--model", str(toy), "--dataset", "grabcut", "--data-root",
+    rc = main(["eval", "--checkpoint", str(toy), "--checkpoint", str(toy), "--dataset", "grabcut", "--data-root",
                str(grabcut_like), "--max-clicks", "3", "--out", str(out), "--robustness-trials", "0",
                "--limit", "2", "--threads", "1", "--distance", "opencv", "--no-progress"])
     assert rc == 0
@@ -85,11 +85,11 @@ def test_two_models_are_compared_on_one_plot(toy, grabcut_like, tmp_path):
 
 
 def test_errors_are_one_line_and_exit_2(grabcut_like, tmp_path, capsys):
-    rc = main(["eval", "--model", str(tmp_path / "nope.tflite"), "--dataset", "GrabCut",
+    rc = main(["eval", "--checkpoint", str(tmp_path / "nope.tflite"), "--dataset", "GrabCut",
                "--data-root", str(grabcut_like), "--no-progress"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "nope.tflite" in err and len(err.splitlines()) == 1
-    rc = main(["eval", "--model", str(tmp_path / "x.tflite"), "--dataset", "Nowhere",
+    rc = main(["eval", "--checkpoint", str(tmp_path / "x.tflite"), "--dataset", "Nowhere",
                "--data-root", str(grabcut_like), "--no-progress"])
     assert rc == 2 and "unknown dataset 'Nowhere'" in capsys.readouterr().err
 
@@ -99,7 +99,7 @@ def test_eval_runs_on_the_real_benchmarks(toy, tmp_path, name):
     if not (SHARED / "data" / name).is_dir():
         pytest.skip(f"{SHARED / 'data' / name} not present")
     out = tmp_path / name
-    rc = main(["eval", "--model", str(toy), "--dataset", name, "--data-root", str(SHARED / "data"),
+    rc = main(["eval", "--checkpoint", str(toy), "--dataset", name, "--data-root", str(SHARED / "data"),
                "--max-clicks", "3", "--limit", "2", "--robustness-trials", "2", "--out", str(out), "--threads", "1", "--no-progress"])
     assert rc == 0
     data = json.loads((out / "eval.json").read_text())
@@ -111,7 +111,7 @@ def test_eval_runs_on_the_real_benchmarks(toy, tmp_path, name):
 def test_bad_numbers_are_input_errors(grabcut_like, tmp_path, capsys):
     for flag, value, words in (("--limit", "0", "--limit 0: must be at least 1"),
                                ("--max-clicks", "25", "--max-clicks 25: must be 1..24")):
-        rc = main(["eval", "--model", str(tmp_path / "m.tflite"), "--dataset", "GrabCut",
+        rc = main(["eval", "--checkpoint", str(tmp_path / "m.tflite"), "--dataset", "GrabCut",
                    "--data-root", str(grabcut_like), flag, value, "--no-progress"])
         assert rc == 2 and words in capsys.readouterr().err
 

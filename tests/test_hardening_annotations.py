@@ -155,7 +155,7 @@ def test_calibration_refuses_a_malformed_category(tmp_path):
 
 
 # --- from outside: eval and train -----------------------------------------------------------------
-EVAL = ["--model", "reference", "--limit", "1", "--max-clicks", "1", "--robustness-trials", "0",
+EVAL = ["--checkpoint", "reference", "--limit", "1", "--max-clicks", "1", "--robustness-trials", "0",
         "--containment-trials", "0", "--no-progress"]
 
 
@@ -181,6 +181,6 @@ def test_eval_refuses_a_bad_coco_annotation(tmp_path, mutate, where):
 def test_train_refuses_a_nan_polygon(tmp_path):
     root = yolo_set(tmp_path / "yolo", [GOOD_LINE, "0 0.2 0.2 0.8 nan 0.8 0.8"])
     out = tmp_path / "run"
-    r = run_oace(["train", "msfnet", "--model", "segmenter_tiny", "--data", f"yolo_seg:{root}", "--out", out,
+    r = run_oace(["train", "msfnet", "--preset", "segmenter_tiny", "--data", f"yolo_seg:{root}", "--out", out,
                   "--epochs", "1", "--batch", "2", "--size", "64", "--no-progress"], timeout=300)
     assert_refused(r, str(root / "labels" / "train" / "001.txt") + ":2", max_rss_mb=3000, max_seconds=240)

@@ -36,7 +36,7 @@ def _image_folder(root: Path) -> Path:
 def test_eval_threads_out_of_range_are_refused_naming_the_bound(threads, tmp_path):
     from oace.model.evaluate import max_threads
 
-    res = run_oace(["eval", "--model", tmp_path / "m.pt", "--dataset", "salient", "--data-root", tmp_path,
+    res = run_oace(["eval", "--checkpoint", tmp_path / "m.pt", "--dataset", "salient", "--data-root", tmp_path,
                     "--threads", threads, "--out", tmp_path / "out"])
     line = assert_refused(res, f"--threads {threads}", f"1..{max_threads()}", max_seconds=60)
     assert f"{os.cpu_count()} CPUs" in line
@@ -56,7 +56,7 @@ def test_run_eval_refuses_the_thread_count_too(tmp_path):
 
 @pytest.mark.parametrize("opset", [1, 7, 10, 21, 99])
 def test_export_opset_outside_the_supported_range_is_refused(opset, tmp_path):
-    res = run_oace(["export", "--model", "segmenter_tiny", "--opset", opset, "--out", tmp_path / "out"])
+    res = run_oace(["export", "--preset", "segmenter_tiny", "--opset", opset, "--out", tmp_path / "out"])
     line = assert_refused(res, f"--opset {opset}", "11..20", max_seconds=60)
     assert "INTERNAL ASSERT" not in line
     assert final_paths(tmp_path) == []
@@ -75,7 +75,7 @@ def test_export_onnx_refuses_an_unsupported_opset_from_python(tmp_path, tiny_seg
 
 @pytest.mark.parametrize("iou", ["1.01", "-0.1", "nan", "inf"])
 def test_export_min_int8_iou_outside_0_1_is_refused(iou, tmp_path):
-    res = run_oace(["export", "--model", "segmenter_tiny", "--min-int8-iou", iou, "--out", tmp_path / "out"])
+    res = run_oace(["export", "--preset", "segmenter_tiny", "--min-int8-iou", iou, "--out", tmp_path / "out"])
     assert_refused(res, "--min-int8-iou", "[0, 1]", max_seconds=60)
     assert final_paths(tmp_path) == []
 
@@ -104,7 +104,7 @@ def test_quantize_refuses_an_evaluation_set_as_calibration_data(folder, tmp_path
 @pytest.mark.parametrize("folder", ["DAVIS", "COCO_MVal"])
 def test_export_refuses_an_evaluation_set_as_calibration_data(folder, tmp_path):
     calib = _image_folder(tmp_path / "sets" / folder)
-    res = run_oace(["export", "--model", "segmenter_tiny", "--calib", calib, "--out", tmp_path / "out"])
+    res = run_oace(["export", "--preset", "segmenter_tiny", "--calib", calib, "--out", tmp_path / "out"])
     assert_refused(res, str(calib), f"folder {folder!r} is an evaluation set", max_seconds=90)
     assert final_paths(tmp_path / "out") == [] if (tmp_path / "out").exists() else True
 

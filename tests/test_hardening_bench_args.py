@@ -42,7 +42,7 @@ HOST = [
 @pytest.mark.parametrize("args,names", HOST, ids=[" ".join(a) for a, _ in HOST])
 def test_host_refuses_senseless_arguments_at_once(tmp_path, model, args, names):
     out = tmp_path / "out"
-    res = run_oace(["bench", "--host", model, *args, "--out", out], timeout=120)
+    res = run_oace(["bench", "host", model, *args, "--out", out], timeout=120)
     assert_refused(res, *names, max_seconds=60)
     assert not out.exists() or final_paths(out) == []
 
@@ -61,7 +61,7 @@ DEVICE = [
 def test_device_refuses_senseless_arguments_before_touching_adb(tmp_path, model, args, names):
     out = tmp_path / "out"
     env = {"PATH": str(tmp_path)}  # no adb anywhere: a refusal must come before adb is looked for
-    res = run_oace(["bench", "--device", "auto", model, "--benchmark-binary", FAKE_BENCH, *args,
+    res = run_oace(["bench", "device", model, "--serial", "auto", "--benchmark-binary", FAKE_BENCH, *args,
                                      "--out", out], timeout=120, env=env)
     assert_refused(res, *names, max_seconds=60)
     assert not out.exists() or final_paths(out) == []
@@ -87,5 +87,5 @@ def test_a_profile_file_with_a_nan_or_negative_target_is_refused_naming_it(tmp_p
     with pytest.raises(InputError, match=f"device profile {prof}: load_ms and inference_ms must be finite"):
         get_profile(str(prof))
     prof.write_text(json.dumps({"name": "x", "load_ms": 25, "inference_ms": -1}))
-    res = run_oace(["bench", "--host", model, "--profile", prof, "--out", tmp_path / "o"], timeout=120)
+    res = run_oace(["bench", "host", model, "--profile", prof, "--out", tmp_path / "o"], timeout=120)
     assert_refused(res, str(prof), "finite numbers > 0")

@@ -119,7 +119,7 @@ def test_device_bench_with_impossible_figures_writes_strict_json_and_stops(tmp_p
     run = rep["configurations"][0]["repeats"][0]
     assert run["status"] == "invalid" and run["inference_avg_ms"] is None
     assert rep["configurations"][0]["verdict"]["result"] == "NO DATA"  # never a PASS on impossible figures
-    res = run_oace(["bench", "--device", "auto", model, "--benchmark-binary", binary, "--threads", "4",
+    res = run_oace(["bench", "device", model, "--serial", "auto", "--benchmark-binary", binary, "--threads", "4",
                     "--repeats", "1", "--cooldown", "0", "--out", tmp_path / "cli"], timeout=240)
     assert_refused(res, "cpu-4t r1: invalid (", "inference_min_ms", max_seconds=200)
     strict_loads((tmp_path / "cli" / "bench.json").read_text())

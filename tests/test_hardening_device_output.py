@@ -73,8 +73,8 @@ def test_device_bench_with_garbled_output_gives_figures_and_strict_reports(tmp_p
     model.write_bytes(tiny_model.read_bytes())
     out = tmp_path / "out"
     res = run_oace(
-        ["bench", "--device", "auto", model, "--benchmark-binary", garbled_benchmark(tmp_path), "--threads", "4",
-         "--repeats", "1", "--cooldown", "0", "--runs", "20", "--warmup", "2", "--profile", "Galaxy S23",
+        ["bench", "device", model, "--serial", "auto", "--benchmark-binary", garbled_benchmark(tmp_path),
+         "--threads", "4", "--repeats", "1", "--cooldown", "0", "--runs", "20", "--warmup", "2", "--profile", "Galaxy S23",
          "--out", out], timeout=240)
     assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr[-3000:]
     assert res.stderr_lines == [] and res.peak_rss_mb < 3000 and res.seconds < 200
@@ -97,8 +97,8 @@ def test_a_crash_amid_garbage_is_one_line_exit_2(tmp_path, monkeypatch, tiny_mod
     model.write_bytes(tiny_model.read_bytes())
     out = tmp_path / "out"
     res = run_oace(
-        ["bench", "--device", SERIAL, model, "--benchmark-binary", garbled_benchmark(tmp_path), "--threads", "4",
-         "--repeats", "1", "--cooldown", "0", "--out", out], timeout=240)
+        ["bench", "device", model, "--serial", SERIAL, "--benchmark-binary", garbled_benchmark(tmp_path),
+         "--threads", "4", "--repeats", "1", "--cooldown", "0", "--out", out], timeout=240)
     line = assert_refused(res, SERIAL, "Segmentation fault", max_seconds=200)
     assert "bench.json" in line
     rep = json.loads((out / "bench.json").read_text())
@@ -133,8 +133,8 @@ def test_a_benchmark_flooding_its_output_still_gives_its_figures(tmp_path, monke
     model.write_bytes(tiny_model.read_bytes())
     out = tmp_path / "out"
     res = run_oace(
-        ["bench", "--device", SERIAL, model, "--benchmark-binary", wrapper, "--threads", "4", "--repeats", "1",
-         "--cooldown", "0", "--out", out], timeout=300)
+        ["bench", "device", model, "--serial", SERIAL, "--benchmark-binary", wrapper, "--threads", "4",
+         "--repeats", "1", "--cooldown", "0", "--out", out], timeout=300)
     assert res.returncode == 0 and res.stderr_lines == [], res.stderr[-2000:]
     assert res.peak_rss_mb < 2000 and res.seconds < 240, (res.peak_rss_mb, res.seconds)
     run = json.loads((out / "bench.json").read_text())["configurations"][0]["repeats"][0]

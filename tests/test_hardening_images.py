@@ -112,10 +112,11 @@ def test_coco_polygons_follow_a_downscaled_photo(tmp_path, monkeypatch):
 
 
 # --- from outside: eval ---------------------------------------------------------------------------------
-EVAL = ["--model", "reference", "--limit", "1", "--max-clicks", "1", "--robustness-trials", "0",
+EVAL = ["--checkpoint", "reference", "--limit", "1", "--max-clicks", "1", "--robustness-trials", "0",
         "--containment-trials", "0", "--no-progress"]
 
 
+@pytest.mark.slow
 def test_eval_refuses_an_image_over_the_limit_in_one_line(tmp_path):
     root = yolo_set(tmp_path / "yolo", "bomb.png", lambda p: png_claiming(p, 100_000, 100_000))
     r = run_oace(["eval", "--dataset", "yolo_seg", "--data-root", root, "--out", tmp_path / "eval", *EVAL])

@@ -124,7 +124,7 @@ def test_a_load_past_the_time_limit_is_refused(tiny, tmp_path):
 def test_eval_refuses_a_truncated_model(tiny, tmp_path):
     bad = truncated(tiny, tmp_path / "cut.tflite", keep=0.7)
     out = tmp_path / "eval"
-    r = run_oace(["eval", "--model", bad, "--dataset", "GrabCut", "--data-root", GRABCUT, "--limit", "1",
+    r = run_oace(["eval", "--checkpoint", bad, "--dataset", "GrabCut", "--data-root", GRABCUT, "--limit", "1",
                   "--max-clicks", "1", "--robustness-trials", "0", "--containment-trials", "0", "--out", out,
                   "--no-progress"])
     assert_refused(r, str(bad), max_rss_mb=3000, max_seconds=120)
@@ -134,7 +134,7 @@ def test_eval_refuses_a_truncated_model(tiny, tmp_path):
 def test_eval_refuses_a_bit_flipped_model_that_crashes_litert(tiny, tmp_path):
     seed = next(s for s in range(50) if _unverified_load(flipped(tiny, tmp_path / "probe.tflite", s)) < 0)
     bad = flipped(tiny, tmp_path / "flip.tflite", seed)
-    r = run_oace(["eval", "--model", bad, "--dataset", "GrabCut", "--data-root", GRABCUT, "--limit", "1",
+    r = run_oace(["eval", "--checkpoint", bad, "--dataset", "GrabCut", "--data-root", GRABCUT, "--limit", "1",
                   "--max-clicks", "1", "--robustness-trials", "0", "--containment-trials", "0",
                   "--out", tmp_path / "eval", "--no-progress"])
     assert_refused(r, str(bad), max_rss_mb=3000, max_seconds=120)
@@ -145,7 +145,7 @@ def test_bench_host_refuses_a_corrupt_model(tiny, tmp_path, damage):
     bad = (truncated(tiny, tmp_path / "m.tflite", keep=0.3) if damage == "truncate"
            else flipped(tiny, tmp_path / "m.tflite", seed=3, flips=16))
     out = tmp_path / "bench"
-    r = run_oace(["bench", bad, "--host", "--threads", "1", "--runs", "1", "--warmup", "0", "--out", out])
+    r = run_oace(["bench", "host", bad, "--threads", "1", "--runs", "1", "--warmup", "0", "--out", out])
     if damage == "flip" and r.returncode == 0:  # this flip happened to leave a loadable model
         assert _unverified_load(bad) == 0
         return

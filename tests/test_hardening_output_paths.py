@@ -26,12 +26,12 @@ LONG_NAME = "x" * 300  # over every common filesystem's 255-byte name limit
 def _verb_args(verb: str, out: Path, tmp: Path) -> list[str]:
     """The cheapest command line of each verb that reaches its output check; quantize's --out is a file."""
     return {
-        "eval": ["eval", "--model", tmp / "model.pt", "--dataset", "salient", "--data-root", tmp / "data", "--out", out],
-        "export": ["export", "--model", "segmenter_tiny", "--out", out],
+        "eval": ["eval", "--checkpoint", tmp / "model.pt", "--dataset", "salient", "--data-root", tmp / "data", "--out", out],
+        "export": ["export", "--preset", "segmenter_tiny", "--out", out],
         "quantize": ["quantize", "--saved-model", tmp / "saved_model", "--out", out / "model_int8.tflite"],
         "train": ["train", "prior", "--data", f"salient:{tmp / 'data'}", "--out", out],
-        "demo": ["demo", "--untrained", "--model", "segmenter_tiny", "--no-export", "--out", out],
-        "bench": ["bench", "--host", tmp / "model.tflite", "--out", out],
+        "demo": ["demo", "--preset", "segmenter_tiny", "--no-export", "--out", out],
+        "bench": ["bench", "host", tmp / "model.tflite", "--out", out],
     }[verb]
 
 
@@ -196,7 +196,7 @@ def _assert_disk_full(result, disk: Disk, named: Path | None = None) -> None:
 
 
 def test_eval_on_a_disk_that_fills_up_leaves_no_report(small_disk, tiny_checkpoint, noisy_set):
-    args = ["eval", "--model", tiny_checkpoint, "--dataset", "salient", "--data-root", noisy_set, "--limit", 2,
+    args = ["eval", "--checkpoint", tiny_checkpoint, "--dataset", "salient", "--data-root", noisy_set, "--limit", 2,
             "--max-clicks", 1, "--robustness-trials", 0, "--containment-trials", 0, "--threads", 1, "--no-progress",
             "--out", small_disk.root]
     _assert_disk_full(run_oace(args, env=small_disk.env), small_disk)
@@ -204,12 +204,12 @@ def test_eval_on_a_disk_that_fills_up_leaves_no_report(small_disk, tiny_checkpoi
 
 @pytest.mark.slow
 def test_train_on_a_disk_that_fills_up_leaves_no_checkpoint(small_disk, noisy_set):
-    args = ["train", "prior", "--data", f"salient:{noisy_set}", "--model", "segmenter_tiny", "--size", 64,
+    args = ["train", "prior", "--data", f"salient:{noisy_set}", "--preset", "segmenter_tiny", "--size", 64,
             "--batch", 1, "--patches", 4, "--val-fraction", 0.5, "--no-progress", "--out", small_disk.root]
     _assert_disk_full(run_oace(args, env={**small_disk.env, "OMP_NUM_THREADS": "1"}), small_disk)
 
 
 def test_demo_on_a_disk_that_fills_up_leaves_no_overlay(small_disk):
-    args = ["demo", "--untrained", "--model", "segmenter_tiny", "--no-export", "--out", small_disk.root]
+    args = ["demo", "--preset", "segmenter_tiny", "--no-export", "--out", small_disk.root]
     # the demo builds its folder in a hidden sibling (published whole): the line names that file
     _assert_disk_full(run_oace(args, env=small_disk.env), small_disk, named=small_disk.root.parent)

@@ -19,7 +19,7 @@ from oace.errors import InputError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-TINY_TRAIN = ["--model", "segmenter_tiny", "--size", "64", "--batch", "4", "--patches", "16", "--val-fraction", "0.2",
+TINY_TRAIN = ["--preset", "segmenter_tiny", "--size", "64", "--batch", "4", "--patches", "16", "--val-fraction", "0.2",
               "--no-progress"]
 
 
@@ -102,7 +102,7 @@ def test_check_resumable_compares_paths_by_identity(synth_set, tmp_path):
 # --- eval: a part instead of a segmenter, NaN weights ---------------------------------------------
 
 def _eval(model: Path | str, data: Path, out: Path):
-    return run_oace(["eval", "--model", model, "--dataset", "salient", "--data-root", data, "--limit", "1",
+    return run_oace(["eval", "--checkpoint", model, "--dataset", "salient", "--data-root", data, "--limit", "1",
                      "--max-clicks", "2", "--robustness-trials", "0", "--containment-trials", "0", "--no-progress",
                      "--out", out])
 
@@ -138,6 +138,7 @@ def test_a_backend_that_predicts_nan_is_refused(tmp_path):
         _check_finite_output(NaNBackend(), tmp_path / "m.tflite")
 
 
+@pytest.mark.slow
 def test_eval_of_finite_weights_still_runs(synth_set, tmp_path):
     ckpt = save_checkpoint(build_model("segmenter_tiny", seed=0), tmp_path / "ok.pt")
     res = _eval(ckpt, synth_set, tmp_path / "out")
@@ -150,7 +151,7 @@ def test_eval_of_finite_weights_still_runs(synth_set, tmp_path):
 @pytest.mark.parametrize("args,flag", [
     (["export", "--checkpoint", ""], "--checkpoint"),
     (["demo", "--checkpoint", "", "--no-export"], "--checkpoint"),
-    (["eval", "--model", "", "--dataset", "salient", "--data-root", "."], "--model"),
+    (["eval", "--checkpoint", "", "--dataset", "salient", "--data-root", "."], "--checkpoint"),
     (["train", "msfnet", "--data", "salient:.", "--prior", ""], "--prior"),
 ])
 def test_an_empty_checkpoint_names_the_flag(args, flag, tmp_path):

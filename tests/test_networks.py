@@ -46,6 +46,7 @@ def test_segmenter_is_exactly_prior_plus_msfnet():
     assert count_params(seg) == count_params(build_model("prior")) + count_params(build_model("msfnet"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_registered_network_builds_and_runs(name):
     preset = PRESETS[name]
@@ -73,6 +74,7 @@ def test_models_macs_at_512_are_counted():
     assert 30e9 < s.macs < 50e9
 
 
+@pytest.mark.slow
 def test_prior_gradients_reach_every_parameter_through_both_passes():
     """The contrastive prior runs twice (disk D, then 1 - D); each pass alone must train every weight."""
     torch.manual_seed(0)
@@ -112,6 +114,7 @@ def test_forward_is_deterministic(tiny_segmenter):
         assert torch.equal(tiny_segmenter(image, clicks, prev), tiny_segmenter(image, clicks, prev))
 
 
+@pytest.mark.slow
 def test_output_depends_on_clicks_and_previous_mask(tiny_segmenter):
     """Every input path is wired: moving the first click, adding a follow-up, or a previous mask
     changes the output. In train mode BatchNorm renormalizes each layer, so at random init input

@@ -61,7 +61,7 @@ def test_demo_defaults_to_an_installed_reference_and_else_says_untrained(tmp_pat
     from oace.model.registry import build_model, save_checkpoint
 
     monkeypatch.setattr(reference, "REFERENCE_PATH", tmp_path / "none.pt")
-    assert main(["demo", "--out", str(tmp_path / "a"), "--no-export", "--model", "segmenter_tiny"]) == 0
+    assert main(["demo", "--out", str(tmp_path / "a"), "--no-export", "--preset", "segmenter_tiny"]) == 0
     assert json.loads((tmp_path / "a" / "demo.json").read_text())["untrained"] is True
 
     ckpt = save_checkpoint(build_model("segmenter_tiny", seed=3), tmp_path / "ref.pt",
@@ -71,7 +71,7 @@ def test_demo_defaults_to_an_installed_reference_and_else_says_untrained(tmp_pat
     report = json.loads((tmp_path / "b" / "demo.json").read_text())
     assert report["untrained"] is False and str(ckpt) in report["weights"] and "trained (test stand-in)" in report["weights"]
     assert report["models"] == {}  # the parts table describes the default architecture only
-    assert main(["demo", "--out", str(tmp_path / "c"), "--no-export", "--untrained", "--model", "segmenter_tiny"]) == 0
+    assert main(["demo", "--out", str(tmp_path / "c"), "--no-export", "--preset", "segmenter_tiny"]) == 0
     assert json.loads((tmp_path / "c" / "demo.json").read_text())["untrained"] is True
 
 

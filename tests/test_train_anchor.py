@@ -37,6 +37,7 @@ def _batch(n: int, side: int, lone: list[bool]) -> dict[str, torch.Tensor]:
             "clicks": clicks, "iterations": torch.zeros(n, dtype=torch.int64)}
 
 
+@pytest.mark.slow
 def test_a_fine_tune_started_from_its_anchor_pays_nothing_until_its_weights_move():
     cfg = TrainConfig(stage="msfnet", data="unused", out="unused", size=64, model="segmenter_disk",
                       weights="reference_v1", anchor="reference_v1", freeze_bn=True, click_weight=0.0)

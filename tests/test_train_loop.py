@@ -189,7 +189,7 @@ def test_prior_run_logs_auc_inits_the_backbone_and_saves_a_prior_checkpoint(sali
 
 
 def test_ablation_presets_train_with_the_same_command(salient_dir, tmp_path, capsys):
-    code = main(["train", "msfnet", "--model", "segmenter_baseline", "--data", f"salient:{salient_dir}",
+    code = main(["train", "msfnet", "--preset", "segmenter_baseline", "--data", f"salient:{salient_dir}",
                  "--out", str(tmp_path), "--size", "64", "--batch", "2", "--limit", "3", "--val-fraction", "0.3",
                  "--no-progress"])
     assert code == 0, capsys.readouterr().err

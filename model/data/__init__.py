@@ -86,6 +86,4 @@ def get_dataset(name: str, root: str | Path, **kwargs: Any) -> SegDataset:
         if (base / folder).is_dir():
             base = base / folder
             break
-    ds = builder(base, **kwargs)
-    ds.name = name
-    return ds
+    return builder(base, name=name, **kwargs)

@@ -17,7 +17,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from oace.errors import InputError
+from oace.errors import InputError, ToolkitError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm")
 
@@ -96,7 +96,10 @@ def image_size(path: str | Path, limits: ImageLimits | None = None) -> tuple[int
 def _open(path: Path, limits: ImageLimits = IMAGE_LIMITS) -> Image.Image:
     """Decoded image, EXIF orientation applied; a JPEG over max_side decodes reduced (draft)."""
     img = _header(path, limits)
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    if ImageFile.LOAD_TRUNCATED_IMAGES:  # Pillow's process-wide switch: we read it, never set it
+        img.close()
+        raise ToolkitError(f"{path}: not decoded: PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True in this process, so a "
+                           "truncated file would load silently grey-filled; set it back to False")
     try:
         if img.format == "JPEG" and max(img.size) > limits.max_side:
             img.draft("RGB" if img.mode not in ("L", "CMYK") else img.mode, bounded_size(*img.size, limits.max_side))
@@ -231,11 +234,15 @@ def pair_by_stem(images_dir: Path, masks_dir: Path) -> list[tuple[Path, Path]]:
 
 
 class SegDataset:
-    """A lazily decoded list of samples. Subclasses fill `self.items` and implement `_load`/`_files`."""
+    """A lazily decoded list of samples. Subclasses fill `self.items` and implement `_load`/`_files`.
+
+    `name`: the one given (get_dataset passes the name it was asked for, e.g. "ECSSD"), else the
+    layout's own (the class attribute, e.g. "salient")."""
 
     name: str = "dataset"
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, *, name: str | None = None) -> None:
+        self.name = name or type(self).name
         self.root = Path(root)
         if not self.root.is_dir():
             raise InputError(f"{self.root}: dataset folder not found")

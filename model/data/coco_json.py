@@ -204,8 +204,8 @@ class CocoJsonDataset(SegDataset):
     name = "COCO"
 
     def __init__(self, root: str | Path, ann_file: str | Path | None = None,
-                 image_dir: str | Path | None = None, min_area: float = 1.0) -> None:
-        super().__init__(root)
+                 image_dir: str | Path | None = None, min_area: float = 1.0, *, name: str | None = None) -> None:
+        super().__init__(root, name=name)
         self.ann_path = self._find_ann(ann_file)
         self.image_dir = self._find_images(image_dir)
         images, anns = read_instances(self.ann_path)

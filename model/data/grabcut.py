@@ -19,8 +19,8 @@ class PairedFolderDataset(SegDataset):
     images_dir = "data_GT"
     masks_dir = "boundary_GT"
 
-    def __init__(self, root: str | Path) -> None:
-        super().__init__(root)
+    def __init__(self, root: str | Path, *, name: str | None = None) -> None:
+        super().__init__(root, name=name)
         self.items.extend(pair_by_stem(self.root / self.images_dir, self.root / self.masks_dir))
 
     def _files(self, item: tuple[Path, Path]) -> Sequence[Path]:

@@ -17,8 +17,9 @@ from oace.model.data.base import SegDataset, Sample, make_sample, pair_by_stem, 
 class SalientDataset(SegDataset):
     name = "salient"
 
-    def __init__(self, root: str | Path, images_dir: str | None = None, masks_dir: str | None = None) -> None:
-        super().__init__(root)
+    def __init__(self, root: str | Path, images_dir: str | None = None, masks_dir: str | None = None, *,
+                 name: str | None = None) -> None:
+        super().__init__(root, name=name)
         if images_dir is None or masks_dir is None:
             subs = sorted(p.name for p in self.root.iterdir() if p.is_dir())
             masks = [s for s in subs if "mask" in s.lower() or s.lower() in ("gt", "ground_truth")]

@@ -35,8 +35,8 @@ def read_sbd_instances(path: Path) -> np.ndarray:
 class SBDDataset(SegDataset):
     name = "SBD"
 
-    def __init__(self, root: str | Path, split: str = "val") -> None:
-        super().__init__(root)
+    def __init__(self, root: str | Path, split: str = "val", *, name: str | None = None) -> None:
+        super().__init__(root, name=name)
         inst_dir = self.root / "inst"
         split_file = self.root / f"{split}.txt"
         if split_file.is_file():

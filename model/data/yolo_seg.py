@@ -52,8 +52,8 @@ def rasterize_polygon(points: np.ndarray, height: int, width: int, where: str = 
 class YoloSegDataset(SegDataset):
     name = "yolo_seg"
 
-    def __init__(self, root: str | Path, split: str | None = None) -> None:
-        super().__init__(root)
+    def __init__(self, root: str | Path, split: str | None = None, *, name: str | None = None) -> None:
+        super().__init__(root, name=name)
         img_root, lbl_root = self.root / "images", self.root / "labels"
         if split is None:
             subs = [p.name for p in img_root.iterdir() if p.is_dir()] if img_root.is_dir() else []

@@ -46,7 +46,7 @@ def start(cfg: AppConfig) -> RunningApp:
 
     if cfg.port is not None and not 1 <= cfg.port <= 65535:
         raise InputError(f"--port {cfg.port}: must be 1..65535")
-    paths, why = (list(cfg.models), "as asked with --model") if cfg.models else default_models()
+    paths, why = (list(cfg.models), "as asked with --checkpoint") if cfg.models else default_models()
     models = open_models(paths, cfg.threads)
     out_dir = Path(tempfile.mkdtemp(prefix="oace_app_"))
     host = "127.0.0.1" if cfg.host in ("localhost", "") else cfg.host

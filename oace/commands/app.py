@@ -1,8 +1,20 @@
-"""`oace app`: a local page to tap photos and compare the masks of checkpoints and bundles (a mirror of oace.app.serve)."""
+"""`oace app`: a local page to tap photos and compare the masks of checkpoints and bundles (a mirror of oace.app.serve).
+
+The options' defaults live in oace.app.AppConfig."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from typing import Any
+
+from oace.commands.options import UNSET, default_of, defaults_help, given
+
+
+def _defaults() -> dict[str, Any]:
+    from oace.app import AppConfig
+
+    return {f.name: default_of(AppConfig, f.name) for f in dataclasses.fields(AppConfig)}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,12 +24,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Serve a Gradio page (and a `segment` API) on this machine: tap a photo, see the mask of "
         "every loaded model side by side with its latency. Default models: runs/demo/oace_segmenter_{fp32,int8}.tflite "
         "when `make demo` wrote them, else the reference checkpoint. See docs/app.md.",
+        formatter_class=defaults_help(_defaults),
     )
-    p.add_argument("--model", action="append", default=[], metavar="CKPT_OR_TFLITE",
+    p.add_argument("--checkpoint", action="append", default=UNSET, metavar="CKPT_OR_TFLITE",
                    help="checkpoint (.pt), `reference` or .tflite; repeat to compare (at most 4)")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=None, help="port (default: the first free one from 7860)")
-    p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads per model (default: the runtime's)")
+    p.add_argument("--host", default=UNSET, help="address to bind; 127.0.0.1 is this machine only")
+    p.add_argument("--port", type=int, default=UNSET, help="port (default: the first free one from 7860)")
+    p.add_argument("--threads", type=int, default=UNSET, metavar="N", help="CPU threads per model (default: the runtime's)")
     p.set_defaults(handler=_handler)
 
 
@@ -25,7 +38,10 @@ def _handler(args: argparse.Namespace) -> int:
     from oace.app import AppConfig, serve
     from oace.errors import InputError
 
-    if args.threads is not None and args.threads < 1:
-        raise InputError(f"--threads {args.threads}: must be at least 1")
-    serve(AppConfig(models=tuple(args.model), host=args.host, port=args.port, threads=args.threads))
+    options = given(args, models="checkpoint", host="host", port="port", threads="threads")
+    if options.get("threads") is not None and options["threads"] < 1:
+        raise InputError(f"--threads {options['threads']}: must be at least 1")
+    if "models" in options:
+        options["models"] = tuple(options["models"])
+    serve(AppConfig(**options))
     return 0

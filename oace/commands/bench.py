@@ -1,11 +1,12 @@
-"""`oace bench`: benchmark a .tflite on a phone over adb or on the host, or parse a benchmark log.
+"""`oace bench`: benchmark a .tflite on the host or on a phone over adb, or parse a benchmark log.
 
-    oace bench --host MODEL.tflite [--threads 1,2] [--warmup N] [--runs N] [--out DIR]
-    oace bench --device [SERIAL|auto] MODEL.tflite --benchmark-binary PATH [--delegates cpu,gpu] ...
+    oace bench host MODEL.tflite [--threads 1,2] [--warmup N] [--runs N] [--seed N] [--kernel-floor] [--out DIR] ...
+    oace bench device MODEL.tflite --benchmark-binary PATH [--serial SERIAL|auto] [--delegates cpu,gpu]
+        [--threads 4] [--repeats N] [--cooldown S] [--cpu-mask MASK|big] [--out DIR] ...
     oace bench parse LOG [--json]
 
 A thin mirror of android_bench.host.bench_host, android_bench.runner.bench_device and android_bench.parse;
-the options' defaults live in android_bench.config.
+each subcommand offers only the options that apply to it, and their defaults live in android_bench.config.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from pathlib import Path
 from typing import Any, TypeVar
 
 from oace.android_bench.config import BenchConfig, DeviceBenchConfig, HostBenchConfig
@@ -21,41 +21,23 @@ from oace.errors import InputError
 
 C = TypeVar("C", bound=BenchConfig)
 
+_USAGE = ("give a subcommand: `oace bench host MODEL.tflite`, `oace bench device MODEL.tflite --benchmark-binary PATH` "
+          "or `oace bench parse LOG [--json]` (see `oace bench --help`)")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
         help="Benchmark a .tflite on a phone over adb or on the host; parse benchmark_model logs",
-        description="Benchmark a .tflite on a phone (benchmark_model over adb) or on this computer "
-        "(LiteRT interpreter), against load / inference targets. `oace bench parse LOG --json` "
-        "normalizes a benchmark_model log. See docs/bench.md.",
+        description="Benchmark a .tflite on this computer (`host`: LiteRT interpreter) or on a phone "
+        "(`device`: benchmark_model over adb), against load / inference targets, or normalize a "
+        "benchmark_model log (`parse`). See docs/bench.md.",
     )
-    p.add_argument("target", nargs="*", metavar="MODEL.tflite | parse LOG",
-                   help="the model to benchmark, or `parse LOG` to parse a benchmark_model output")
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--host", action="store_true", help="measure on this computer (host figures, not phone figures)")
-    mode.add_argument("--device", nargs="?", const="auto", default=None, metavar="SERIAL|auto",
-                      help="measure on a phone over adb (default: the only connected device)")
-    p.add_argument("--json", action="store_true", help="(parse) print the normalized result as JSON")
-    p.add_argument("--out", default=_default(BenchConfig, "out"), help="output directory (default runs/bench)")
-    # --threads / --warmup / --runs: unset (None) takes the host's or the device's default
-    p.add_argument("--threads", default=None,
-                   help="comma-separated thread counts, each 1..64 (host default 1,2; device default 4)")
-    p.add_argument("--warmup", type=int, default=None, help="warmup runs, 0..10000 (default 5)")
-    p.add_argument("--runs", type=int, default=None, help="timed runs, 1..100000 (host default 30, device default 50)")
-    p.add_argument("--seed", type=int, default=_default(HostBenchConfig, "seed"), help="(host) seed of the random inputs")
-    p.add_argument("--profile", default=_default(BenchConfig, "profile"),
-                   help="device profile name (e.g. 'Galaxy S23') or JSON file")
-    p.add_argument("--target-load-ms", type=float, default=_default(BenchConfig, "target_load_ms"),
-                   help="override the profile's load target")
-    p.add_argument("--target-inference-ms", type=float, default=_default(BenchConfig, "target_inference_ms"),
-                   help="override the profile's inference target")
-    p.add_argument("--kernel-floor", action="store_true",
-                   help="(host) also measure this CPU's int8/fp32 convolution floor, to read the model's ms/GMAC against")
-    p.add_argument("--preprocess-ms", type=float, default=_default(BenchConfig, "preprocess_ms"),
-                   help="app-side preprocessing time to add when the model has no in-graph preprocessing")
-    _register_device_options(p.add_argument_group("device options"))
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=_no_subcommand)
+    modes = p.add_subparsers(dest="mode", metavar="{host,device,parse}")
+    _register_host(modes)
+    _register_device(modes)
+    _register_parse(modes)
 
 
 def _default(config: type, name: str) -> Any:
@@ -63,26 +45,91 @@ def _default(config: type, name: str) -> Any:
     return config.__dataclass_fields__[name].default
 
 
-def _register_device_options(dev: argparse._ArgumentGroup) -> None:
-    dev.add_argument("--benchmark-binary", default=None, metavar="PATH",
-                     help="TFLite/LiteRT benchmark_model built for the phone (e.g. android_aarch64_benchmark_model)")
-    dev.add_argument("--delegates", default=_default(DeviceBenchConfig, "delegates"),
-                     help="comma-separated: cpu (XNNPACK), gpu, nnapi (default cpu)")
-    dev.add_argument("--repeats", type=int, default=_default(DeviceBenchConfig, "repeats"),
-                     help="benchmark_model runs per configuration, 1..100 (default 3)")
-    dev.add_argument("--cooldown", type=float, default=_default(DeviceBenchConfig, "cooldown"),
-                     help="seconds to wait between runs, 0..3600 (default 10)")
-    dev.add_argument("--cpu-mask", default=_default(DeviceBenchConfig, "cpu_mask"),
-                     help="taskset hex mask for benchmark_model (e.g. f0), or 'big': every core outside the slowest cluster")
-    dev.add_argument("--timeout", type=float, default=_default(DeviceBenchConfig, "timeout"),
-                     help="seconds allowed per benchmark_model run (> 0, <= 86400)")
-    dev.add_argument("--remote-dir", default=_default(DeviceBenchConfig, "remote_dir"),
-                     help="where model and binary go on the phone")
+def _csv(values: Any) -> str:
+    return ",".join(map(str, values))
+
+
+def _register_host(modes: argparse._SubParsersAction) -> None:
+    p = modes.add_parser(
+        "host", help="measure on this computer (host figures, not phone figures)",
+        description="Benchmark MODEL.tflite with the LiteRT interpreter on this computer's CPU, per thread "
+        "count. Host figures: an indication only, the targets apply to the phone.",
+    )
+    _add_measure_options(p, HostBenchConfig)
+    p.add_argument("--seed", type=int, default=_default(HostBenchConfig, "seed"),
+                   help=f"seed of the random inputs (default {_default(HostBenchConfig, 'seed')})")
+    p.add_argument("--kernel-floor", action="store_true",
+                   help="also measure this CPU's int8/fp32 convolution floor, to read the model's ms/GMAC against")
+    p.set_defaults(handler=_run_host)
+
+
+def _register_device(modes: argparse._SubParsersAction) -> None:
+    p = modes.add_parser(
+        "device", help="measure on a phone over adb with benchmark_model",
+        description="Benchmark MODEL.tflite on a phone with TFLite's benchmark_model over adb, per "
+        "delegate x thread count, `--repeats` runs each.",
+    )
+    _add_measure_options(p, DeviceBenchConfig)
+    _add_device_options(p)
+    p.set_defaults(handler=_run_device)
+
+
+def _register_parse(modes: argparse._SubParsersAction) -> None:
+    p = modes.add_parser(
+        "parse", help="normalize a benchmark_model log",
+        description="Normalize one benchmark_model output (a terminal copy, a logcat dump from the APK, ...).",
+    )
+    p.add_argument("log", metavar="LOG", help="the benchmark_model output to parse")
+    p.add_argument("--json", action="store_true", help="print the normalized result as JSON")
+    p.set_defaults(handler=_run_parse)
+
+
+def _add_measure_options(p: argparse.ArgumentParser, config: type[BenchConfig]) -> None:
+    """What host and device share, with `config`'s defaults (an unset --threads keeps the config's)."""
+    p.add_argument("model", metavar="MODEL.tflite", help="the model to benchmark")
+    p.add_argument("--out", default=_default(config, "out"),
+                   help=f"output directory (default {_default(config, 'out')})")
+    p.add_argument("--threads", default=None,
+                   help=f"comma-separated thread counts, each 1..64 (default {_csv(_default(config, 'threads'))})")
+    p.add_argument("--warmup", type=int, default=_default(config, "warmup"),
+                   help=f"warmup runs, 0..10000 (default {_default(config, 'warmup')})")
+    p.add_argument("--runs", type=int, default=_default(config, "runs"),
+                   help=f"timed runs, 1..100000 (default {_default(config, 'runs')})")
+    p.add_argument("--profile", default=_default(config, "profile"),
+                   help="device profile name (e.g. 'Galaxy S23') or JSON file")
+    p.add_argument("--target-load-ms", type=float, default=_default(config, "target_load_ms"),
+                   help="override the profile's load target")
+    p.add_argument("--target-inference-ms", type=float, default=_default(config, "target_inference_ms"),
+                   help="override the profile's inference target")
+    p.add_argument("--preprocess-ms", type=float, default=_default(config, "preprocess_ms"),
+                   help="app-side preprocessing time to add when the model has no in-graph preprocessing")
+
+
+def _add_device_options(p: argparse.ArgumentParser) -> None:
+    d = DeviceBenchConfig
+    p.add_argument("--benchmark-binary", default=None, metavar="PATH",
+                   help="(required) TFLite/LiteRT benchmark_model built for the phone "
+                   "(e.g. android_aarch64_benchmark_model)")
+    p.add_argument("--serial", default=_default(d, "serial"), metavar="SERIAL|auto",
+                   help="the phone's adb serial (default auto: the only connected device)")
+    p.add_argument("--delegates", default=_default(d, "delegates"),
+                   help=f"comma-separated: cpu (XNNPACK), gpu, nnapi (default {_csv(_default(d, 'delegates'))})")
+    p.add_argument("--repeats", type=int, default=_default(d, "repeats"),
+                   help=f"benchmark_model runs per configuration, 1..100 (default {_default(d, 'repeats')})")
+    p.add_argument("--cooldown", type=float, default=_default(d, "cooldown"),
+                   help=f"seconds to wait between runs, 0..3600 (default {_default(d, 'cooldown'):g})")
+    p.add_argument("--cpu-mask", default=_default(d, "cpu_mask"),
+                   help="taskset hex mask for benchmark_model (e.g. f0), or 'big': every core outside the slowest "
+                   "cluster (default: the profile's)")
+    p.add_argument("--timeout", type=float, default=_default(d, "timeout"),
+                   help=f"seconds allowed per benchmark_model run, > 0 and <= 86400 "
+                   f"(default {_default(d, 'timeout'):g})")
+    p.add_argument("--remote-dir", default=_default(d, "remote_dir"),
+                   help=f"where model and binary go on the phone (default {_default(d, 'remote_dir')})")
     # None when no --extra-arg is given (append needs a list): the config's default applies
-    dev.add_argument("--extra-arg", dest="extra_args", action="append", default=None, metavar="FLAG",
-                     help="extra benchmark_model flag, repeatable (e.g. --extra-arg=--gpu_precision_loss_allowed=false)")
-    dev.add_argument("--adb", default=_default(DeviceBenchConfig, "adb"),
-                     help="adb executable (default: $ADB or adb on PATH)")
+    p.add_argument("--extra-arg", dest="extra_args", action="append", default=None, metavar="FLAG",
+                   help="extra benchmark_model flag, repeatable (e.g. --extra-arg=--gpu_precision_loss_allowed=false)")
+    p.add_argument("--adb", default=_default(d, "adb"), help="adb executable (default: $ADB or adb on PATH)")
 
 
 def _threads(value: str | None) -> tuple[int, ...] | None:
@@ -99,9 +146,12 @@ def _threads(value: str | None) -> tuple[int, ...] | None:
 
 def _config(config: type[C], args: argparse.Namespace, **given: Any) -> C:
     """`config` from the parsed options named like its fields (an unset one, None, keeps the field's
-    default), with `given` taking precedence."""
+    default), with `given` taking precedence; --threads parsed here (InputError on a bad list)."""
     names = {f.name for f in dataclasses.fields(config)}
     options = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    threads = _threads(args.threads)
+    if threads is not None:
+        options["threads"] = threads
     return config(**{**options, **given})
 
 
@@ -148,53 +198,34 @@ def _summary(report: dict) -> None:
     print(f"report: {report['files']['md']}")
 
 
-def run(args: argparse.Namespace) -> int:
-    target = list(args.target)
-    if target and target[0] == "parse":
-        if args.host or args.device is not None:
-            raise InputError("`oace bench parse LOG` takes no --host/--device")
-        if len(target) != 2:
-            raise InputError("usage: oace bench parse LOG [--json]")
-        from oace.android_bench.parse import parse_log_file
+def _no_subcommand(args: argparse.Namespace) -> int:
+    raise InputError(_USAGE)
 
-        _print_parse(parse_log_file(target[1]), args.json)
-        return 0
 
-    from oace.artifacts import check_output_dir
+def _run_parse(args: argparse.Namespace) -> int:
+    from oace.android_bench.parse import parse_log_file
 
-    check_output_dir(args.out, "--out")  # before any measurement (docs/limits.md, "Output paths")
-    device = args.device
-    # `--device MODEL.tflite` (no serial): argparse took the model as the serial
-    if device is not None and not target and (device.endswith(".tflite") or Path(device).is_file()):
-        target, device = [device], "auto"
-    if len(target) != 1:
-        raise InputError("give exactly one MODEL.tflite (or `parse LOG`); see `oace bench --help`")
-    model = target[0]
-    if not args.host and device is None:
-        raise InputError("choose where to measure: --host, or --device [SERIAL|auto] with --benchmark-binary PATH")
-
-    report = _run_host(model, args) if args.host else _run_device(model, device, args)
-    _summary(report)
+    _print_parse(parse_log_file(args.log), args.json)
     return 0
 
 
-def _run_host(model: str, args: argparse.Namespace) -> dict:
+def _run_host(args: argparse.Namespace) -> int:
     from oace.android_bench.host import bench_host
+    from oace.artifacts import check_output_dir
 
-    threads = _threads(args.threads)
-    given = {} if threads is None else {"threads": threads}
-    return bench_host(model, _config(HostBenchConfig, args, **given), argv=sys.argv)
+    check_output_dir(args.out, "--out")  # before any measurement (docs/limits.md, "Output paths")
+    _summary(bench_host(args.model, _config(HostBenchConfig, args), argv=sys.argv))
+    return 0
 
 
-def _run_device(model: str, device: str, args: argparse.Namespace) -> dict:
-    if args.kernel_floor:
-        raise InputError("--kernel-floor measures this computer's CPU: use it with --host")
+def _run_device(args: argparse.Namespace) -> int:
+    from oace.artifacts import check_output_dir
+
+    check_output_dir(args.out, "--out")  # before any measurement (docs/limits.md, "Output paths")
     if not args.benchmark_binary:
-        raise InputError(
-            "--device needs --benchmark-binary PATH (TFLite's android_aarch64_benchmark_model; see docs/bench.md)"
-        )
+        raise InputError("`oace bench device` needs --benchmark-binary PATH "
+                         "(TFLite's android_aarch64_benchmark_model; see docs/bench.md)")
     from oace.android_bench.runner import bench_device
 
-    threads = _threads(args.threads)
-    given = {"device": device} if threads is None else {"device": device, "threads": threads}
-    return bench_device(model, _config(DeviceBenchConfig, args, **given), argv=sys.argv)
+    _summary(bench_device(args.model, _config(DeviceBenchConfig, args), argv=sys.argv))
+    return 0

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from oace.commands.export import add_calibration_arguments
+from oace.commands.export import add_calibration_arguments, build_calibration, calibration_defaults
+from oace.commands.options import UNSET, default_of, defaults_help
+
+
+def _defaults() -> dict[str, Any]:
+    from oace.quantize.int8 import quantize
+
+    return {"mode": default_of(quantize, "mode"), **calibration_defaults()}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("quantize", help="quantize an exported SavedModel to TFLite int8", description=__doc__)
+    p = sub.add_parser("quantize", help="quantize an exported SavedModel to TFLite int8", description=__doc__,
+                       formatter_class=defaults_help(_defaults))
     p.add_argument("--saved-model", required=True, help="the saved_model/ folder `oace export` wrote")
     p.add_argument("--out", required=True, help="output .tflite path")
-    p.add_argument("--mode", default="int8", choices=("int8", "int16x8", "dynamic_range"), help="default int8")
+    p.add_argument("--mode", default=UNSET, choices=("int8", "int16x8", "dynamic_range"),
+                   help="int8 (full integer), int16x8 (int16 activations) or dynamic_range (int8 weights, float activations)")
     add_calibration_arguments(p)
     p.set_defaults(handler=run)
 
@@ -25,19 +35,18 @@ def run(args: argparse.Namespace) -> int:
     from oace.evaluation_sets import refuse_evaluation_set
     from oace.quantize.int8 import check_saved_model, quantize
 
+    mode = getattr(args, "mode", default_of(quantize, "mode"))
     check_output_file(args.out, "--out")
-    if args.mode != "dynamic_range" and args.calib != "embedded":
+    if mode != "dynamic_range" and args.calib != "embedded":
         refuse_evaluation_set(args.calib, None, "calibrating")  # before the SavedModel is read
     if not (Path(args.saved_model) / "saved_model.pb").is_file():
         raise InputError(f"{args.saved_model}: not a SavedModel folder (no saved_model.pb); run `oace export` first")
     check_saved_model(args.saved_model)  # a corrupt one is refused before calibration starts
     representative = None
-    if args.mode != "dynamic_range":
-        from oace.calibration_data import build_calibration_set
-
-        calibration = build_calibration_set(args.calib, count=args.calib_count, seed=args.calib_seed, force=args.force_calib)
+    if mode != "dynamic_range":
+        calibration = build_calibration(args)
         representative = calibration.representative
-    art = quantize(args.saved_model, args.out, mode=args.mode, representative=representative)
+    art = quantize(args.saved_model, args.out, mode=mode, representative=representative)
     contents = inspect_tflite(art.path)
     require_no_flex(contents, art.path)
     if representative is not None:  # written after the model: a failed run leaves no manifest of it
