@@ -17,6 +17,7 @@ import sys
 from typing import Any, TypeVar
 
 from oace.android_bench.config import BenchConfig, DeviceBenchConfig, HostBenchConfig
+from oace.commands.options import default_of
 from oace.errors import InputError
 
 C = TypeVar("C", bound=BenchConfig)
@@ -40,11 +41,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     _register_parse(modes)
 
 
-def _default(config: type, name: str) -> Any:
-    """The default of one option, kept once: in the config dataclass's field."""
-    return config.__dataclass_fields__[name].default
-
-
 def _csv(values: Any) -> str:
     return ",".join(map(str, values))
 
@@ -56,8 +52,8 @@ def _register_host(modes: argparse._SubParsersAction) -> None:
         "count. Host figures: an indication only, the targets apply to the phone.",
     )
     _add_measure_options(p, HostBenchConfig)
-    p.add_argument("--seed", type=int, default=_default(HostBenchConfig, "seed"),
-                   help=f"seed of the random inputs (default {_default(HostBenchConfig, 'seed')})")
+    p.add_argument("--seed", type=int, default=default_of(HostBenchConfig, "seed"),
+                   help=f"seed of the random inputs (default {default_of(HostBenchConfig, 'seed')})")
     p.add_argument("--kernel-floor", action="store_true",
                    help="also measure this CPU's int8/fp32 convolution floor, to read the model's ms/GMAC against")
     p.set_defaults(handler=_run_host)
@@ -87,21 +83,21 @@ def _register_parse(modes: argparse._SubParsersAction) -> None:
 def _add_measure_options(p: argparse.ArgumentParser, config: type[BenchConfig]) -> None:
     """What host and device share, with `config`'s defaults (an unset --threads keeps the config's)."""
     p.add_argument("model", metavar="MODEL.tflite", help="the model to benchmark")
-    p.add_argument("--out", default=_default(config, "out"),
-                   help=f"output directory (default {_default(config, 'out')})")
+    p.add_argument("--out", default=default_of(config, "out"),
+                   help=f"output directory (default {default_of(config, 'out')})")
     p.add_argument("--threads", default=None,
-                   help=f"comma-separated thread counts, each 1..64 (default {_csv(_default(config, 'threads'))})")
-    p.add_argument("--warmup", type=int, default=_default(config, "warmup"),
-                   help=f"warmup runs, 0..10000 (default {_default(config, 'warmup')})")
-    p.add_argument("--runs", type=int, default=_default(config, "runs"),
-                   help=f"timed runs, 1..100000 (default {_default(config, 'runs')})")
-    p.add_argument("--profile", default=_default(config, "profile"),
+                   help=f"comma-separated thread counts, each 1..64 (default {_csv(default_of(config, 'threads'))})")
+    p.add_argument("--warmup", type=int, default=default_of(config, "warmup"),
+                   help=f"warmup runs, 0..10000 (default {default_of(config, 'warmup')})")
+    p.add_argument("--runs", type=int, default=default_of(config, "runs"),
+                   help=f"timed runs, 1..100000 (default {default_of(config, 'runs')})")
+    p.add_argument("--profile", default=default_of(config, "profile"),
                    help="device profile name (e.g. 'Galaxy S23') or JSON file")
-    p.add_argument("--target-load-ms", type=float, default=_default(config, "target_load_ms"),
+    p.add_argument("--target-load-ms", type=float, default=default_of(config, "target_load_ms"),
                    help="override the profile's load target")
-    p.add_argument("--target-inference-ms", type=float, default=_default(config, "target_inference_ms"),
+    p.add_argument("--target-inference-ms", type=float, default=default_of(config, "target_inference_ms"),
                    help="override the profile's inference target")
-    p.add_argument("--preprocess-ms", type=float, default=_default(config, "preprocess_ms"),
+    p.add_argument("--preprocess-ms", type=float, default=default_of(config, "preprocess_ms"),
                    help="app-side preprocessing time to add when the model has no in-graph preprocessing")
 
 
@@ -110,26 +106,26 @@ def _add_device_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--benchmark-binary", default=None, metavar="PATH",
                    help="(required) TFLite/LiteRT benchmark_model built for the phone "
                    "(e.g. android_aarch64_benchmark_model)")
-    p.add_argument("--serial", default=_default(d, "serial"), metavar="SERIAL|auto",
+    p.add_argument("--serial", default=default_of(d, "serial"), metavar="SERIAL|auto",
                    help="the phone's adb serial (default auto: the only connected device)")
-    p.add_argument("--delegates", default=_default(d, "delegates"),
-                   help=f"comma-separated: cpu (XNNPACK), gpu, nnapi (default {_csv(_default(d, 'delegates'))})")
-    p.add_argument("--repeats", type=int, default=_default(d, "repeats"),
-                   help=f"benchmark_model runs per configuration, 1..100 (default {_default(d, 'repeats')})")
-    p.add_argument("--cooldown", type=float, default=_default(d, "cooldown"),
-                   help=f"seconds to wait between runs, 0..3600 (default {_default(d, 'cooldown'):g})")
-    p.add_argument("--cpu-mask", default=_default(d, "cpu_mask"),
+    p.add_argument("--delegates", default=default_of(d, "delegates"),
+                   help=f"comma-separated: cpu (XNNPACK), gpu, nnapi (default {_csv(default_of(d, 'delegates'))})")
+    p.add_argument("--repeats", type=int, default=default_of(d, "repeats"),
+                   help=f"benchmark_model runs per configuration, 1..100 (default {default_of(d, 'repeats')})")
+    p.add_argument("--cooldown", type=float, default=default_of(d, "cooldown"),
+                   help=f"seconds to wait between runs, 0..3600 (default {default_of(d, 'cooldown'):g})")
+    p.add_argument("--cpu-mask", default=default_of(d, "cpu_mask"),
                    help="taskset hex mask for benchmark_model (e.g. f0), or 'big': every core outside the slowest "
                    "cluster (default: the profile's)")
-    p.add_argument("--timeout", type=float, default=_default(d, "timeout"),
+    p.add_argument("--timeout", type=float, default=default_of(d, "timeout"),
                    help=f"seconds allowed per benchmark_model run, > 0 and <= 86400 "
-                   f"(default {_default(d, 'timeout'):g})")
-    p.add_argument("--remote-dir", default=_default(d, "remote_dir"),
-                   help=f"where model and binary go on the phone (default {_default(d, 'remote_dir')})")
+                   f"(default {default_of(d, 'timeout'):g})")
+    p.add_argument("--remote-dir", default=default_of(d, "remote_dir"),
+                   help=f"where model and binary go on the phone (default {default_of(d, 'remote_dir')})")
     # None when no --extra-arg is given (append needs a list): the config's default applies
     p.add_argument("--extra-arg", dest="extra_args", action="append", default=None, metavar="FLAG",
                    help="extra benchmark_model flag, repeatable (e.g. --extra-arg=--gpu_precision_loss_allowed=false)")
-    p.add_argument("--adb", default=_default(d, "adb"), help="adb executable (default: $ADB or adb on PATH)")
+    p.add_argument("--adb", default=default_of(d, "adb"), help="adb executable (default: $ADB or adb on PATH)")
 
 
 def _threads(value: str | None) -> tuple[int, ...] | None:
