@@ -393,7 +393,7 @@ def check_eval_args(model: Sequence[str | Path], cfg: EvalConfig) -> None:
     if not model:
         raise InputError("--checkpoint: give at least one checkpoint or .tflite")
     if any(not str(m).strip() for m in model):
-        raise InputError("--checkpoint is empty: give a checkpoint, `reference` or a .tflite")
+        raise InputError("--checkpoint is empty: give a checkpoint (.pt), `reference` or a .tflite")
     if not 1 <= cfg.max_clicks <= 24:
         raise InputError(f"--max-clicks {cfg.max_clicks}: must be 1..24 (the bundle takes 24 click rows)")
     if cfg.limit is not None and cfg.limit < 1:

@@ -58,11 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _handler(args: argparse.Namespace) -> int:
-    from oace.errors import InputError
     from oace.model.evaluate import run_eval
 
-    if any(not path.strip() for path in args.checkpoint):
-        raise InputError("--checkpoint is empty: give a checkpoint (.pt), `reference` or a .tflite")
     paths = run_eval(model=args.checkpoint, dataset=args.dataset, data_root=args.data_root, cfg=eval_config(args),
                      argv=sys.argv, **given(args, out="out"))
     for path in paths[:3]:
