@@ -322,3 +322,37 @@ def test_a_missing_model_is_a_checkpoint_error(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         open_models([str(tmp_path / "nothing.tflite")])
     assert issubclass(CheckpointError, ToolkitError)
+
+
+def test_zoom_in_taps_answer_as_oace_eval_zoom_in_and_undo_restores_the_zoom_box(tiny_models):
+    from skimage import data
+
+    from oace.app.taps import Taps
+    from oace.model.zoom_in import ZoomIn
+
+    models, photo = tiny_models.all(), data.chelsea()
+    taps, plain, undone = Taps(photo, "z", ZoomIn()), Taps(photo, "p"), Taps(photo, "u", ZoomIn())
+    session = Session(models[0].backend, photo, ZoomIn())
+    clicks = [Click(*POS, True), Click(40, 40, False), Click(300, 200, True)]
+    for k, c in enumerate(clicks, 1):
+        taps.add(c.x, c.y, c.is_positive, models)
+        plain.add(c.x, c.y, c.is_positive, models)
+        expected = session(clicks[:k]) > PRED_THR
+        assert np.array_equal(taps.tracks["tiny.pt"].mask(), expected), f"tap {k}"
+    assert not np.array_equal(taps.tracks["tiny.pt"].outputs[-1], plain.tracks["tiny.pt"].outputs[-1])  # the crop ran
+    undone.add(*POS, True, models)
+    undone.add(40, 40, False, models)
+    undone.add(100, 250, False, models)
+    undone.undo()
+    undone.add(300, 200, True, models)
+    a, b = undone.tracks["tiny.pt"], taps.tracks["tiny.pt"]
+    assert np.array_equal(a.outputs[-1], b.outputs[-1]) and np.array_equal(a.mask(), b.mask())
+
+
+def test_oace_app_zoom_in_flag_reaches_the_config():
+    from oace.cli import build_parser
+    from oace.commands.options import given
+
+    args = build_parser().parse_args(["app", "--zoom-in"])
+    assert given(args, zoom_in="zoom_in") == {"zoom_in": True}
+    assert given(build_parser().parse_args(["app"]), zoom_in="zoom_in") == {}

@@ -19,6 +19,7 @@ import numpy as np
 from oace.model.backends import MAX_CLICKS
 from oace.model.clicks import Click
 from oace.model.evaluate import PRED_THR, Session
+from oace.model.zoom_in import ZoomIn
 from oace.app.images import load_photo, write_mask_png
 from oace.app.models import ModelSet
 from oace.app.taps import bundle_rows, check_click
@@ -47,7 +48,8 @@ def parse_clicks(text: str, width: int, height: int) -> list[Click]:
     return clicks
 
 
-def segment(models: ModelSet, image_path: str, clicks_json: str, model_key: str, out_dir: Path) -> tuple[str, dict[str, Any]]:
+def segment(models: ModelSet, image_path: str, clicks_json: str, model_key: str, out_dir: Path,
+            zoom_in: ZoomIn | None = None) -> tuple[str, dict[str, Any]]:
     """(mask PNG path, info). info: model, latency_ms (the last click's inference), latency_ms_per_click,
     area_fraction, threshold, image_size [w, h], bundle_clicks (the last click's rows on the 512 grid)."""
     if not image_path:
@@ -56,7 +58,7 @@ def segment(models: ModelSet, image_path: str, clicks_json: str, model_key: str,
     h, w = photo.shape[:2]
     clicks = parse_clicks(clicks_json, w, h)
     model = models.get(model_key)
-    session, latencies = Session(model.backend, photo), []
+    session, latencies = Session(model.backend, photo, zoom_in), []
     with model.lock:
         for k in range(1, len(clicks) + 1):
             t0 = time.perf_counter()

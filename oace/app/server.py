@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from oace.app.models import ModelSet, default_models, open_models
+from oace.model.zoom_in import ZoomIn
 from oace.errors import InputError
 
 
@@ -23,6 +24,7 @@ class AppConfig:
     host: str = "127.0.0.1"
     port: int | None = None  # None: the first free port from 7860
     threads: int | None = None  # CPU threads per model (None: each runtime's default)
+    zoom_in: bool = False  # follow-up taps on a crop around the mask (RITM's ZoomIn, as oace eval --zoom-in)
 
 
 @dataclasses.dataclass
@@ -50,7 +52,7 @@ def start(cfg: AppConfig) -> RunningApp:
     models = open_models(paths, cfg.threads)
     out_dir = Path(tempfile.mkdtemp(prefix="oace_app_"))
     host = "127.0.0.1" if cfg.host in ("localhost", "") else cfg.host
-    demo = build_page(PageConfig(models, out_dir, why), url_hint=f"http://{host}:{cfg.port or 7860}/")
+    demo = build_page(PageConfig(models, out_dir, why, ZoomIn() if cfg.zoom_in else None), url_hint=f"http://{host}:{cfg.port or 7860}/")
     try:
         demo.launch(server_name=host, server_port=cfg.port, share=False, prevent_thread_lock=True, quiet=True,
                     inbrowser=False, show_error=True, footer_links=["api", "settings"], ssr_mode=False,

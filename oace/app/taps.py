@@ -2,8 +2,9 @@
 
 Each tap runs `model.evaluate.Session` on every model: the photo resized to 512x512, the clicks
 mapped to the 512 grid, the previous 512x512 output fed back as `prev_mask` (exactly as
-`oace eval` without --zoom-in). Undo restores the previous output, so the next tap sees the same
-`prev_mask` it would have seen without the undone click.
+`oace eval`); with a `ZoomIn` (`oace app --zoom-in`) follow-up taps run on a crop around the mask,
+exactly as `oace eval --zoom-in`. Undo restores the previous output, so the next tap sees the same
+`prev_mask` (and zoom box) it would have seen without the undone click.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import numpy as np
 from oace.model.backends import INPUT_SIZE, MAX_CLICKS, encode_clicks
 from oace.model.clicks import Click
 from oace.model.evaluate import PRED_THR, Session
-from oace.model.predictor import resize_prob, to_network_xy
+from oace.model.predictor import to_network_xy
+from oace.model.zoom_in import ZoomIn
 from oace.app.models import LoadedModel
 from oace.errors import InputError
 
@@ -35,10 +37,12 @@ def bundle_rows(clicks: Sequence[Click], width: int, height: int) -> np.ndarray:
 
 @dataclasses.dataclass
 class Track:
-    """One model on the current photo: its session and its 512x512 output after each click."""
+    """One model on the current photo: its session, and after each click its 512x512 output (the
+    next click's prev_mask) and its probabilities at the photo's size."""
 
     session: Session
     outputs: list[np.ndarray] = dataclasses.field(default_factory=list)
+    probs: list[np.ndarray] = dataclasses.field(default_factory=list)
     latency_ms: list[float] = dataclasses.field(default_factory=list)
 
     def run(self, model: LoadedModel, clicks: Sequence[Click]) -> None:
@@ -47,27 +51,29 @@ class Track:
             self.session(clicks)
             self.latency_ms.append((time.perf_counter() - t0) * 1000.0)
         self.outputs.append(self.session.prev)
+        self.probs.append(self.session.prob)
 
     def undo(self) -> None:
         self.outputs.pop()
+        self.probs.pop()
         self.latency_ms.pop()
         self.session.reset()
-        if self.outputs:  # the output before the undone click is the next click's prev_mask again
-            self.session.prev = self.outputs[-1]
+        if self.outputs:  # the output before the undone click is the next click's prev_mask (and zoom box) again
+            self.session.prev, self.session.prob = self.outputs[-1], self.probs[-1]
 
     def mask(self) -> np.ndarray:
         """bool [H, W] at the photo's size (all False before the first click)."""
         s = self.session
-        if not self.outputs:
+        if not self.probs:
             return np.zeros((s.height, s.width), dtype=bool)
-        return resize_prob(self.outputs[-1], s.width, s.height) > PRED_THR
+        return self.probs[-1] > PRED_THR
 
 
 class Taps:
     """The page's state for one photo: clicks in the photo's pixels and a Track per model name."""
 
-    def __init__(self, photo: np.ndarray, source: str) -> None:
-        self.photo, self.source = photo, source
+    def __init__(self, photo: np.ndarray, source: str, zoom_in: ZoomIn | None = None) -> None:
+        self.photo, self.source, self.zoom_in = photo, source, zoom_in
         self.height, self.width = photo.shape[:2]
         self.clicks: list[Click] = []
         self.tracks: dict[str, Track] = {}
@@ -97,7 +103,7 @@ class Taps:
         """A model loaded after the first click catches up by replaying the clicks so far."""
         for model in models:
             if model.name not in self.tracks:
-                track = Track(Session(model.backend, self.photo))
+                track = Track(Session(model.backend, self.photo, self.zoom_in))
                 for k in range(1, len(self.clicks) + 1):
                     track.run(model, self.clicks[:k])
                 self.tracks[model.name] = track
@@ -113,6 +119,7 @@ class Taps:
         self.clicks = []
         for track in self.tracks.values():
             track.outputs.clear()
+            track.probs.clear()
             track.latency_ms.clear()
             track.session.reset()
 

@@ -18,6 +18,7 @@ import numpy as np
 from oace.app import api, images
 from oace.app.models import ModelSet
 from oace.app.taps import Taps
+from oace.model.zoom_in import ZoomIn
 from oace.errors import ToolkitError
 
 POSITIVE, NEGATIVE = "positive (add to the object)", "negative (remove from it)"
@@ -40,6 +41,7 @@ class PageConfig:
     models: ModelSet
     out_dir: Path  # where mask PNGs are written before Gradio serves them
     why: str  # which models were opened and why, shown at the top
+    zoom_in: ZoomIn | None = None  # follow-up taps on a crop around the mask (oace app --zoom-in)
 
 
 def _message(text: str, error: bool = False) -> str:
@@ -90,14 +92,14 @@ class Page:
     # --- handlers --------------------------------------------------------------------------------
     def load_sample(self, evt: gr.SelectData) -> tuple[Any, ...]:
         name = list(self.samples)[evt.index]
-        return self.render(Taps(self.samples[name](), f"sample: {name}"), f"Sample **{name}**: tap the object.")
+        return self.render(Taps(self.samples[name](), f"sample: {name}", self.cfg.zoom_in), f"Sample **{name}**: tap the object.")
 
     def load_upload(self, path: str | None) -> tuple[Any, ...]:
         photo = images.load_photo(path) if path else None
         if photo is None:
             return self.render(None, "No photo.")
         h, w = photo.shape[:2]
-        return self.render(Taps(photo, Path(path).name), f"**{Path(path).name}** ({w}x{h}): tap the object.")
+        return self.render(Taps(photo, Path(path).name, self.cfg.zoom_in), f"**{Path(path).name}** ({w}x{h}): tap the object.")
 
     def tap(self, mode: str, taps: Taps | None, evt: gr.SelectData) -> tuple[Any, ...]:
         if taps is None:
@@ -134,7 +136,7 @@ class Page:
 
     def segment(self, image: str | None, clicks: str, model: str) -> tuple[str, dict[str, Any]]:
         try:
-            return api.segment(self.cfg.models, image or "", clicks, model, self.cfg.out_dir)
+            return api.segment(self.cfg.models, image or "", clicks, model, self.cfg.out_dir, self.cfg.zoom_in)
         except ToolkitError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
 

@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default=UNSET, help="address to bind; 127.0.0.1 is this machine only")
     p.add_argument("--port", type=int, default=UNSET, help="port (default: the first free one from 7860)")
     p.add_argument("--threads", type=int, default=UNSET, metavar="N", help="CPU threads per model (default: the runtime's)")
+    p.add_argument("--zoom-in", action="store_const", const=True, default=UNSET,
+                   help="follow-up taps run on a crop around the mask (RITM's zoom-in, as `oace eval --zoom-in`)")
     p.set_defaults(handler=_handler)
 
 
@@ -38,7 +40,7 @@ def _handler(args: argparse.Namespace) -> int:
     from oace.app import AppConfig, serve
     from oace.errors import InputError
 
-    options = given(args, models="checkpoint", host="host", port="port", threads="threads")
+    options = given(args, models="checkpoint", host="host", port="port", threads="threads", zoom_in="zoom_in")
     if options.get("threads") is not None and options["threads"] < 1:
         raise InputError(f"--threads {options['threads']}: must be at least 1")
     if "models" in options:
