@@ -18,7 +18,7 @@ import numpy as np
 from oace.model.backends import INPUT_SIZE, MAX_CLICKS, encode_clicks
 from oace.model.clicks import Click
 from oace.model.evaluate import PRED_THR, Session
-from oace.model.predictor import to_network_xy
+from oace.model.predictor import resize_prob, to_network_xy
 from oace.model.zoom_in import ZoomIn
 from oace.app.models import LoadedModel
 from oace.errors import InputError
@@ -38,11 +38,12 @@ def bundle_rows(clicks: Sequence[Click], width: int, height: int) -> np.ndarray:
 @dataclasses.dataclass
 class Track:
     """One model on the current photo: its session, and after each click its 512x512 output (the
-    next click's prev_mask) and its probabilities at the photo's size."""
+    next click's prev_mask) and, with zoom-in only, its probabilities at the photo's size (the next
+    zoom box; kept only then, since a large photo's map per click is large)."""
 
     session: Session
     outputs: list[np.ndarray] = dataclasses.field(default_factory=list)
-    probs: list[np.ndarray] = dataclasses.field(default_factory=list)
+    probs: list[np.ndarray | None] = dataclasses.field(default_factory=list)
     latency_ms: list[float] = dataclasses.field(default_factory=list)
 
     def run(self, model: LoadedModel, clicks: Sequence[Click]) -> None:
@@ -51,7 +52,7 @@ class Track:
             self.session(clicks)
             self.latency_ms.append((time.perf_counter() - t0) * 1000.0)
         self.outputs.append(self.session.prev)
-        self.probs.append(self.session.prob)
+        self.probs.append(self.session.prob if self.session.zoom_in is not None else None)
 
     def undo(self) -> None:
         self.outputs.pop()
@@ -59,14 +60,17 @@ class Track:
         self.latency_ms.pop()
         self.session.reset()
         if self.outputs:  # the output before the undone click is the next click's prev_mask (and zoom box) again
-            self.session.prev, self.session.prob = self.outputs[-1], self.probs[-1]
+            self.session.prev = self.outputs[-1]
+            if self.probs[-1] is not None:
+                self.session.prob = self.probs[-1]
 
     def mask(self) -> np.ndarray:
         """bool [H, W] at the photo's size (all False before the first click)."""
         s = self.session
-        if not self.probs:
+        if not self.outputs:
             return np.zeros((s.height, s.width), dtype=bool)
-        return self.probs[-1] > PRED_THR
+        prob = self.probs[-1]
+        return (resize_prob(self.outputs[-1], s.width, s.height) if prob is None else prob) > PRED_THR
 
 
 class Taps:
