@@ -18,6 +18,7 @@ from oace.android_bench.limits import check_run_counts, check_targets
 from oace.android_bench.profiles import DeviceProfile, get_profile, verdict, with_targets
 from oace.android_bench.report import write_bench_reports
 from oace.errors import ToolkitError
+from oace.litert import segment_signature
 
 
 def random_inputs(details: dict[str, dict[str, Any]], seed: int = 0) -> dict[str, np.ndarray]:
@@ -109,11 +110,11 @@ def _tensor_call(interp: Any, seed: int) -> Callable[[], None]:
     return call
 
 
-def _invoker(interp: Any, seed: int) -> tuple[Callable[[], None], str]:
-    """One inference call (the first signature, else input/output details) and how it addresses the model."""
-    sigs = interp.get_signature_list()
-    if sigs:
-        key = next(iter(sigs))
+def _invoker(interp: Any, model: Path, seed: int) -> tuple[Callable[[], None], str]:
+    """One inference call and how it addresses the model: the signature a bundle runs through, chosen
+    as every stage chooses it (`oace.litert.segment_signature`), else input/output details."""
+    if interp.get_signature_list():
+        key = segment_signature(interp, model)
         return _signature_call(interp, key, seed), f"signature runner '{key}'"
     return _tensor_call(interp, seed), "input/output details (no signature)"
 
@@ -127,7 +128,7 @@ def _call_ms(call: Callable[[], None]) -> float:
 def _one_host_config(model: Path, threads: int, config: HostBenchConfig) -> dict[str, Any]:
     """Load the model at `threads` threads, then time max(1, warmup) warm-up calls and `runs` calls."""
     interp, runtime, load_times = _load(model, threads)
-    call, addressing = _invoker(interp, config.seed)
+    call, addressing = _invoker(interp, model, config.seed)
     warm = [_call_ms(call) for _ in range(max(1, config.warmup))]
     bar = tqdm(range(config.runs), desc=f"host {threads} thread(s)", unit="run",
                disable=None if config.progress else True, leave=False)

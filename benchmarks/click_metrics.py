@@ -38,7 +38,8 @@ def score(model: str, samples, threads: int | None, trials: int) -> dict:
     def predict_for(image: np.ndarray):
         return Session(backend, image).first_click
 
-    return {"model": model, "backend": backend.name, **multi_object_metrics(predict_for, samples, trials)}
+    metrics = multi_object_metrics(predict_for, samples, trials, thr=backend.contract.threshold)  # the model's threshold
+    return {"model": model, "backend": backend.name, **metrics}
 
 
 def main(argv: list[str] | None = None) -> int:

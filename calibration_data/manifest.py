@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from oace.model.segmenter import SegmenterConfig
 from oace.artifacts import write_json_atomic
 from oace.errors import InputError
 
@@ -26,7 +27,7 @@ SOURCE_KINDS = ("coco", "yolo_seg", "folder", "embedded")
 SIZE = 512
 MAX_CLICKS = 24
 CLICK_MARGIN_PX = 5
-PROB_THRESHOLD = 0.49
+PROB_THRESHOLD = SegmenterConfig.mask_threshold  # the model's mask threshold (the bundle metadata's)
 
 PREPROCESSING: dict[str, Any] = {
     "input_size": SIZE,

@@ -1,16 +1,22 @@
 """Backends that run one prediction through the bundle contract (docs/bundle.md): torch and TFLite.
 
-Every backend has `predict(image, clicks, prev_mask) -> prob`:
-- image: uint8 [512, 512, 3] RGB 0..255 (already resized by the caller);
-- clicks: sequence of `(x, y, label)` in 512-pixel coordinates, label 1 positive / 0 negative,
-  the first one positive (row 0 of the contract); at most 24;
-- prev_mask: float32 [512, 512] probabilities of the previous prediction (zeros on the first click);
-- returns float32 [512, 512] object probabilities 0..1.
-The resizing to 512 and back and the click mapping belong to the evaluation, not the backend.
+Every backend has a `contract` (`BundleContract`: the input side S, the click rows N, the mask
+threshold) and `predict(image, clicks, prev_mask) -> prob`:
+- image: uint8 [S, S, 3] RGB 0..255 (already resized by the caller);
+- clicks: sequence of `(x, y, label)` in S-pixel coordinates, label 1 positive / 0 negative,
+  the first one positive (row 0 of the contract); at most N;
+- prev_mask: float32 [S, S] probabilities of the previous prediction (zeros on the first click);
+- returns float32 [S, S] object probabilities 0..1.
+A PyTorch segmenter's contract is its `SegmenterConfig`'s; a bundle's comes from the file: S and N
+from its input tensors, the threshold from the metadata JSON the exporter writes beside it
+(`<bundle>.json`, `outputs.mask.threshold`; SegmenterConfig's default when there is none).
+The resizing to S and back and the click mapping belong to `model.predictor.Predictor`, not the backend.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from pathlib import Path
 from typing import Any, Protocol, Sequence
@@ -19,42 +25,91 @@ import numpy as np
 
 from oace.errors import CheckpointError, InputError
 
-INPUT_SIZE = 512
-MAX_CLICKS = 24
+
+@dataclasses.dataclass(frozen=True)
+class BundleContract:
+    """What a model takes and how its output is read (docs/bundle.md)."""
+
+    input_size: int  # S: image uint8 [1, S, S, 3]; prev_mask and the output float32 [1, S, S, 1]
+    max_clicks: int  # N: click rows int32 [1, N, 3]
+    threshold: float  # the object is where the output probability > threshold
+
+    @classmethod
+    def of_config(cls, cfg: Any = None) -> "BundleContract":
+        """A PyTorch segmenter's contract: its SegmenterConfig's, or the defaults of one (cfg None)."""
+        from oace.model.segmenter import SegmenterConfig
+
+        cfg = cfg if cfg is not None else SegmenterConfig()
+        return cls(cfg.input_size, cfg.max_clicks, cfg.mask_threshold)
+
+    @classmethod
+    def of_bundle(cls, path: str | os.PathLike, input_size: int, max_clicks: int) -> "BundleContract":
+        """A bundle's contract: S and N read off its tensors by the caller, the threshold off its metadata JSON."""
+        return cls(input_size, max_clicks, bundle_threshold(path))
+
+
+def metadata_path(bundle: str | os.PathLike) -> Path:
+    """The metadata JSON the exporter writes beside a bundle: `oace_segmenter_int8.tflite` -> `oace_segmenter_int8.json`."""
+    return Path(bundle).with_suffix(".json")
+
+
+def bundle_threshold(bundle: str | os.PathLike) -> float:
+    """`outputs.mask.threshold` of the bundle's metadata JSON; SegmenterConfig's default when the JSON
+    or the key is absent. A JSON that does not parse, or a threshold outside (0, 1), is a CheckpointError."""
+    meta = metadata_path(bundle)
+    default = BundleContract.of_config().threshold
+    if not meta.is_file():
+        return default
+    try:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{meta}: the metadata beside {Path(bundle).name} is not readable JSON ({exc})") from None
+    mask = (data.get("outputs") or {}).get("mask") if isinstance(data, dict) else None
+    threshold = mask.get("threshold") if isinstance(mask, dict) else None
+    if threshold is None:
+        return default
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
+        raise CheckpointError(f"{meta}: outputs.mask.threshold is {threshold!r}; expected a number in (0, 1)")
+    return float(threshold)
 
 
 class Backend(Protocol):
     name: str
+    contract: BundleContract
 
     def predict(self, image: np.ndarray, clicks: Sequence[tuple[int, int, int]], prev_mask: np.ndarray) -> np.ndarray:
         ...
 
 
-def encode_clicks(clicks: Sequence[tuple[int, int, int]]) -> np.ndarray:
-    """Click rows `(x, y, label)` (label 1 / 0) -> int32 [1, 24, 3], padded with (0, 0, -1), validated."""
+def encode_clicks(clicks: Sequence[tuple[int, int, int]], contract: BundleContract) -> np.ndarray:
+    """Click rows `(x, y, label)` (label 1 / 0) -> int32 [1, N, 3], padded with (0, 0, -1), validated."""
     from oace.model.segmenter import check_clicks, pack_clicks
 
     for i, (x, y, label) in enumerate(clicks):
         if label not in (0, 1):
             raise InputError(f"click {i} = ({x}, {y}, {label}): label must be 1 (positive) or 0 (negative)")
-    packed = pack_clicks([(x, y, label == 1) for x, y, label in clicks], MAX_CLICKS)
-    check_clicks(packed, INPUT_SIZE)
+    packed = pack_clicks([(x, y, label == 1) for x, y, label in clicks], contract.max_clicks)
+    check_clicks(packed, contract.input_size)
     return packed
 
 
-def _check_inputs(image: np.ndarray, prev_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _check_inputs(image: np.ndarray, prev_mask: np.ndarray, contract: BundleContract) -> tuple[np.ndarray, np.ndarray]:
+    s = contract.input_size
     image = np.asarray(image)
-    if image.dtype != np.uint8 or image.shape != (INPUT_SIZE, INPUT_SIZE, 3):
-        raise InputError(f"image must be uint8 [{INPUT_SIZE}, {INPUT_SIZE}, 3], got {image.dtype} {image.shape}")
-    prev = np.asarray(prev_mask, dtype=np.float32).reshape(INPUT_SIZE, INPUT_SIZE)
-    return image[None], prev[None, :, :, None]
+    if image.dtype != np.uint8 or image.shape != (s, s, 3):
+        raise InputError(f"image must be uint8 [{s}, {s}, 3], got {image.dtype} {image.shape}")
+    prev = np.asarray(prev_mask, dtype=np.float32)
+    if prev.size != s * s:
+        raise InputError(f"prev_mask must hold {s}x{s} probabilities, got shape {prev.shape}")
+    return image[None], prev.reshape(1, s, s, 1)
 
 
-def _check_output(out: np.ndarray, where: str) -> np.ndarray:
+def _check_output(out: np.ndarray, where: str, contract: BundleContract) -> np.ndarray:
+    s = contract.input_size
     out = np.asarray(out)
-    if out.size != INPUT_SIZE * INPUT_SIZE:
-        raise InputError(f"{where}: output has shape {out.shape}, expected [1, {INPUT_SIZE}, {INPUT_SIZE}, 1]")
-    return out.reshape(INPUT_SIZE, INPUT_SIZE).astype(np.float32)
+    if out.size != s * s:
+        raise InputError(f"{where}: output has shape {out.shape}, expected [1, {s}, {s}, 1]")
+    return out.reshape(s, s).astype(np.float32)
 
 
 class TorchBackend:
@@ -66,6 +121,7 @@ class TorchBackend:
         self.module = module.eval()
         self.name = name
         self._torch = torch
+        self.contract = BundleContract.of_config(_segmenter_config(module))
         if num_threads:  # torch's thread count is process-wide: only set when asked (oace eval --threads)
             torch.set_num_threads(num_threads)
 
@@ -80,23 +136,32 @@ class TorchBackend:
 
     def predict(self, image: np.ndarray, clicks: Sequence[tuple[int, int, int]], prev_mask: np.ndarray) -> np.ndarray:
         torch = self._torch
-        img, prev = _check_inputs(image, prev_mask)
+        img, prev = _check_inputs(image, prev_mask, self.contract)
         with torch.inference_mode():
             try:
-                out = self.module(torch.from_numpy(np.array(img, copy=True)), torch.from_numpy(encode_clicks(clicks)),
+                out = self.module(torch.from_numpy(np.array(img, copy=True)),
+                                  torch.from_numpy(encode_clicks(clicks, self.contract)),
                                   torch.from_numpy(np.array(prev, copy=True)))
             except RuntimeError as exc:  # shape/dtype mismatches inside the network
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise InputError(f"{self.name}: inference failed ({first[:200]})") from None
-        return _check_output(out.detach().cpu().numpy(), self.name)
+        return _check_output(out.detach().cpu().numpy(), self.name, self.contract)
+
+
+def _segmenter_config(module: Any) -> Any:
+    """The module's SegmenterConfig; None for any other module (a test's toy: the default contract)."""
+    from oace.model.segmenter import SegmenterConfig
+
+    cfg = getattr(module, "cfg", None)
+    return cfg if isinstance(cfg, SegmenterConfig) else None
 
 
 class TFLiteBackend:
     """Any `.tflite` that follows the bundle contract, run with LiteRT (or tflite-runtime).
 
-    Tensors are addressed by name through the signature runner: signature `segment` if present,
-    else the only one; inputs `image`, `clicks`, `prev_mask`; the output `mask`, or a single output
-    of 512*512 values under any name (onnx2tf may call it `output_0`).
+    Tensors are addressed by name through `oace.litert.SegmentRunner` (signature `segment`, else the
+    only one; inputs `image`, `clicks`, `prev_mask`; output `mask`, else the single output). The
+    contract's S and N are the runner's tensor shapes, its threshold the metadata JSON's.
     """
 
     def __init__(self, path: str | os.PathLike, num_threads: int | None = None) -> None:
@@ -111,14 +176,15 @@ class TFLiteBackend:
             raise CheckpointError(str(exc)) from None
         self.signature, self.output = self.runner.signature, self.runner.output_name
         self.name = f"tflite:{self.path.name}"
+        self.contract = BundleContract.of_bundle(self.path, self.runner.input_size, self.runner.max_clicks)
 
     def predict(self, image: np.ndarray, clicks: Sequence[tuple[int, int, int]], prev_mask: np.ndarray) -> np.ndarray:
-        img, prev = _check_inputs(image, prev_mask)
+        img, prev = _check_inputs(image, prev_mask, self.contract)
         try:
-            out = self.runner(img, encode_clicks(clicks), prev)
+            out = self.runner(img, encode_clicks(clicks, self.contract), prev)
         except (ValueError, RuntimeError) as exc:
             raise InputError(f"{self.path}: inference failed ({exc})") from None
-        return _check_output(out, self.name)
+        return _check_output(out, self.name, self.contract)
 
 
 def open_backend(path: str | os.PathLike, num_threads: int | None = None) -> Backend:

@@ -1,8 +1,8 @@
 """Does the model listen to the click? Three metrics on any `predict(clicks) -> probabilities`.
 
-- containment: first clicks drawn uniformly over the whole image; the share whose mask
-  (p > 0.49) contains the clicked pixel. A click-blind (saliency) model fails every click off
-  its salient object.
+- containment: first clicks drawn uniformly over the whole image; the share whose mask (p > thr:
+  the model's threshold, SegmenterConfig's default unless given) contains the clicked pixel. A
+  click-blind (saliency) model fails every click off its salient object.
 - click-target accuracy: on an image with several labelled objects, one click at each object's
   interior point; the share of clicks whose mask overlaps the clicked object more (in pixels)
   than any other object.
@@ -21,9 +21,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from oace.model.composite import Composite, paste_objects
+from oace.model.segmenter import SegmenterConfig
 from oace.model.train_clicks import interior_point
 
-PRED_THR = 0.49
 # predict(first click (x, y)) -> probabilities at the image's size
 FirstClickFn = Callable[[int, int], np.ndarray]
 
@@ -42,7 +42,7 @@ class MultiObjectSample:
 
 
 def containment(predict: FirstClickFn, shape: tuple[int, int], rng: np.random.Generator, trials: int,
-                thr: float = PRED_THR) -> list[bool]:
+                thr: float = SegmenterConfig.mask_threshold) -> list[bool]:
     """`trials` first clicks uniform over the image: does each mask contain its clicked pixel?"""
     h, w = shape
     out = []
@@ -52,7 +52,7 @@ def containment(predict: FirstClickFn, shape: tuple[int, int], rng: np.random.Ge
     return out
 
 
-def click_target(predict: FirstClickFn, objects: Sequence[np.ndarray], thr: float = PRED_THR) -> list[bool]:
+def click_target(predict: FirstClickFn, objects: Sequence[np.ndarray], thr: float = SegmenterConfig.mask_threshold) -> list[bool]:
     """One click at each object's interior point: does its mask overlap that object more than any other?"""
     out = []
     for k, obj in enumerate(objects):
@@ -64,7 +64,7 @@ def click_target(predict: FirstClickFn, objects: Sequence[np.ndarray], thr: floa
 
 
 def interior_spread(predict: FirstClickFn, obj: np.ndarray, rng: np.random.Generator, trials: int = 3,
-                    thr: float = PRED_THR) -> float:
+                    thr: float = SegmenterConfig.mask_threshold) -> float:
     """Std (population) of the IoU of `trials` first clicks drawn uniformly inside the object."""
     ys, xs = np.nonzero(obj)
     picks = rng.choice(ys.size, size=min(trials, ys.size), replace=False)
@@ -99,16 +99,17 @@ def heldout_composites(canvases: Sequence[tuple[np.ndarray, np.ndarray]], donors
 
 
 def multi_object_metrics(predict_for: Callable[[np.ndarray], FirstClickFn], samples: Sequence[MultiObjectSample],
-                         containment_trials: int = 3, seed: int = 0) -> dict[str, float | int]:
+                         containment_trials: int = 3, seed: int = 0,
+                         thr: float = SegmenterConfig.mask_threshold) -> dict[str, float | int]:
     """Click-target accuracy, containment and interior spread (std of IoU over 3 clicks inside each
     object, averaged) on multi-object samples; predict_for(image) -> FirstClickFn."""
     rng = np.random.default_rng(seed)
     hits, contained, spread = [], [], []
     for s in samples:
         predict = predict_for(s.image)
-        hits += click_target(predict, s.objects)
-        contained += containment(predict, s.image.shape[:2], rng, containment_trials)
-        spread += [interior_spread(predict, o, rng) for o in s.objects]
+        hits += click_target(predict, s.objects, thr)
+        contained += containment(predict, s.image.shape[:2], rng, containment_trials, thr)
+        spread += [interior_spread(predict, o, rng, thr=thr) for o in s.objects]
     return {
         "interior_spread": float(np.mean(spread)) if spread else float("nan"),
         "click_target_accuracy": float(np.mean(hits)) if hits else float("nan"),

@@ -21,8 +21,8 @@ PROTOCOL_NOTE = (
     "RITM protocol: robot clicks at the centre (L2 distance-transform arg-max, 1 px zero padding) of the "
     "larger error region, positive if the false-negative region wins; {max_clicks} clicks always run; "
     "mask = probability > {thr}; IoU excludes ignore-label pixels; NoC@t = first click with IoU >= t "
-    "({max_clicks} if never); fail@90 = % of samples never reaching 90%. The image is resized to 512x512 "
-    "for the network, clicks are mapped to the 512 grid, the 512x512 probabilities are resized back "
+    "({max_clicks} if never); fail@90 = % of samples never reaching 90%. The image is resized to {size}x{size} "
+    "for the network, clicks are mapped to the {size} grid, the {size}x{size} probabilities are resized back "
     "(bilinear) and IoU is computed at the dataset's original resolution."
 )
 
@@ -61,12 +61,12 @@ def markdown(runs: Sequence[EvalRun], dataset: dict[str, Any], robustness: Seque
                      *[f"{m[f'miou@{k}']:.2f}" for k in ks], f"{r.seconds / max(1, len(r.results)):.2f}"])
     text = f"# Evaluation on {dataset['name']} ({dataset['n_evaluated']} of {dataset['n_samples']} samples)\n\n"
     text += markdown_table(header, rows) + "\n"
-    text += PROTOCOL_NOTE.format(max_clicks=mc, thr=runs[0].pred_thr)
+    text += PROTOCOL_NOTE.format(max_clicks=mc, thr=runs[0].pred_thr, size=runs[0].input_size)
     text += f" Robot distance transform: {runs[0].distance}."
     if runs[0].zoom_in:
         z = runs[0].zoom_in
         text += (f" Zoom-in: clicks after the first {z.skip_clicks} run on a crop of the current mask's box and the positive "
-                 f"clicks, grown {z.expansion}x and to >= {z.min_crop} px, resized to 512; 0 outside the crop.")
+                 f"clicks, grown {z.expansion}x and to >= {z.min_crop} px, resized to {runs[0].input_size}; 0 outside the crop.")
     text += "\n\n"
     text += _obedience_section(runs) + _curve_section(runs)
     if any(rb for rb in robustness):
@@ -195,11 +195,11 @@ def _write_files(out: Path, runs: Sequence[EvalRun], dataset: dict[str, Any], mo
         "protocol": {
             "max_clicks": first.max_clicks,
             "pred_thr": first.pred_thr,
-            "input_size": 512,
+            "input_size": first.input_size,
             "iou_resolution": "original",
             "distance_transform": first.distance,
             "zoom_in": dataclasses.asdict(first.zoom_in) if first.zoom_in else None,
-            "description": PROTOCOL_NOTE.format(max_clicks=first.max_clicks, thr=first.pred_thr),
+            "description": PROTOCOL_NOTE.format(max_clicks=first.max_clicks, thr=first.pred_thr, size=first.input_size),
         },
         "dataset": dataset,
         "runs": [run_json(r, m, rb, c) for r, m, rb, c in zip(runs, models, robustness, containment)],

@@ -1,11 +1,13 @@
 """The interactive-segmentation protocol (RITM's NoC/mIoU), at the bundle's 512x512 input.
 
 Per sample: up to `max_clicks` robot clicks (model/clicks.py) at the sample's original resolution;
-each prediction is thresholded at 0.49 (RITM's `pred_thr`); IoU excludes ignore pixels. The image is
-resized (not cropped) to 512x512 for the network, clicks are mapped to the 512 grid, and the
-512x512 probabilities are resized back to the original size before thresholding; the previous
-512x512 output is fed back as `prev_mask`. All `max_clicks` clicks always run, so mIoU@k is defined
-for every k; NoC is read off the same curve (identical to RITM stopping at 90%).
+each prediction is thresholded at the model's threshold (RITM's `pred_thr`: 0.49 for the shipped
+model, from its config or its bundle's metadata); IoU excludes ignore pixels. Through
+`model.predictor.Predictor`, the image is resized (not cropped) to the model's S x S input (512),
+clicks are mapped to the S grid, and the S x S probabilities are resized back to the original size
+before thresholding; the previous S x S output is fed back as `prev_mask`. All `max_clicks` clicks
+always run, so mIoU@k is defined for every k; NoC is read off the same curve (identical to RITM
+stopping at 90%).
 """
 
 from __future__ import annotations
@@ -20,14 +22,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
-from oace.model.backends import INPUT_SIZE, Backend
+from oace.model.backends import Backend, BundleContract
 from oace.model.clicks import DEFAULT_DISTANCE, DISTANCES, Click, Clicker
 from oace.model.data.base import Sample, SegDataset
-from oace.model.predictor import resize_image, resize_prob, to_network_xy
+from oace.model.predictor import Predictor, resize_prob
 from oace.model.reference import resolve_checkpoint
 from oace.model.zoom_in import ZoomIn, crop_clicks, object_box, paste
 
-PRED_THR = 0.49
 NOC_THRESHOLDS = (0.85, 0.90)
 
 PredictFn = Callable[[Sequence[Click]], np.ndarray]
@@ -36,10 +37,11 @@ PredictFn = Callable[[Sequence[Click]], np.ndarray]
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
     """How the protocol runs: the options of `oace eval` (each default is its flag's) and of the
-    pieces. `zoom_in`: follow-up clicks on a crop around the current mask (None: the whole photo)."""
+    pieces. `zoom_in`: follow-up clicks on a crop around the current mask (None: the whole photo).
+    `pred_thr`: None takes each model's own threshold (its `BundleContract`)."""
 
     max_clicks: int = 20
-    pred_thr: float = PRED_THR
+    pred_thr: float | None = None
     limit: int | None = None  # only the first N samples
     n_worst: int = 5  # samples kept for the overlay PNGs
     robustness_trials: int = 5  # 0 skips the click-location robustness test
@@ -54,24 +56,31 @@ class EvalConfig:
 # --- resolution mapping ------------------------------------------------------------------------
 
 class Session:
-    """One image on one backend: clicks in original pixels -> probabilities at original size.
+    """One image on one backend: clicks in original pixels -> probabilities at original size, built on
+    `model.predictor.Predictor` (its raw S x S output is fed back as the previous mask).
 
-    With `zoom_in`, follow-up clicks run the backend on a crop around the current mask
-    (model/zoom_in.py); without it every click sees the whole photo and the raw 512x512 output is
-    fed back as the previous mask.
+    With `zoom_in`, follow-up clicks run the model on a crop around the current mask
+    (model/zoom_in.py); without it every click sees the whole photo. pred_thr: where the zoom-in box
+    reads the current mask (None: the model's threshold).
     """
 
-    def __init__(self, backend: Backend, image: np.ndarray, zoom_in: ZoomIn | None = None,
-                 pred_thr: float = PRED_THR) -> None:
-        self.backend, self.zoom_in, self.pred_thr = backend, zoom_in, pred_thr
+    def __init__(self, backend: Backend | Predictor, image: np.ndarray, zoom_in: ZoomIn | None = None,
+                 pred_thr: float | None = None) -> None:
+        self.predictor = backend if isinstance(backend, Predictor) else Predictor(backend)
+        self.predictor.set_image(image)
+        self.backend, self.zoom_in = self.predictor.backend, zoom_in
+        self.pred_thr = self.predictor.threshold if pred_thr is None else pred_thr
         self.photo = image
         self.height, self.width = image.shape[:2]
-        self.image = resize_image(image, INPUT_SIZE)
         self.reset()
+
+    @property
+    def size(self) -> int:
+        return self.predictor.size
 
     def reset(self) -> None:
         """Forget the previous prediction (a new object, or a new first click)."""
-        self.prev = np.zeros((INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
+        self.prev = np.zeros((self.size, self.size), dtype=np.float32)
         self.prob = np.zeros((self.height, self.width), dtype=np.float32)
 
     def first_click(self, x: int, y: int) -> np.ndarray:
@@ -82,8 +91,7 @@ class Session:
     def __call__(self, clicks: Sequence[Click]) -> np.ndarray:
         if self.zoom_in is not None and self.zoom_in.applies(len(clicks)):
             return self._zoomed(clicks)
-        rows = [(*to_network_xy(c.x, c.y, self.width, self.height, INPUT_SIZE), c.label) for c in clicks]
-        self.prev = self.backend.predict(self.image, rows, self.prev)
+        self.prev = self.predictor.predict_network(clicks, self.prev)
         self.prob = resize_prob(self.prev, self.width, self.height)
         return self.prob
 
@@ -91,14 +99,12 @@ class Session:
         z = self.zoom_in
         box = object_box(self.prob > self.pred_thr, [(c.x, c.y) for c in clicks if c.is_positive], z.expansion, z.min_crop)
         y0, y1, x0, x1 = box
-        ch, cw = y1 - y0, x1 - x0
+        crop = Predictor(self.backend)
+        crop.set_image(np.ascontiguousarray(self.photo[y0:y1, x0:x1]))
         inside = crop_clicks([(c.x, c.y, c.is_positive) for c in clicks], box)
-        rows = [(*to_network_xy(x, y, cw, ch, INPUT_SIZE), int(p)) for x, y, p in inside]
-        crop_prev = resize_prob(self.prob[y0:y1, x0:x1], INPUT_SIZE, INPUT_SIZE)
-        crop_image = resize_image(np.ascontiguousarray(self.photo[y0:y1, x0:x1]), INPUT_SIZE)
-        out = self.backend.predict(crop_image, rows, crop_prev)
-        self.prob = paste(resize_prob(out, cw, ch), box, (self.height, self.width))
-        self.prev = resize_prob(self.prob, INPUT_SIZE, INPUT_SIZE)
+        out = crop.predict_network(inside, resize_prob(self.prob[y0:y1, x0:x1], self.size, self.size))
+        self.prob = paste(resize_prob(out, x1 - x0, y1 - y0), box, (self.height, self.width))
+        self.prev = resize_prob(self.prob, self.size, self.size)
         return self.prob
 
 
@@ -186,8 +192,9 @@ class ProtocolRun:
 
 
 def run_protocol(gt: np.ndarray, ignore: np.ndarray | None, predict: PredictFn, max_clicks: int = 20,
-                 pred_thr: float = PRED_THR, distance: str = DEFAULT_DISTANCE) -> ProtocolRun:
-    """The robot loop at the sample's resolution."""
+                 pred_thr: float | None = None, distance: str = DEFAULT_DISTANCE) -> ProtocolRun:
+    """The robot loop at the sample's resolution; pred_thr None: SegmenterConfig's default threshold."""
+    pred_thr = BundleContract.of_config().threshold if pred_thr is None else pred_thr
     clicker = Clicker(gt, ignore, distance)
     pred = np.zeros_like(clicker.gt)
     ious: list[float] = []
@@ -203,11 +210,12 @@ def run_protocol(gt: np.ndarray, ignore: np.ndarray | None, predict: PredictFn, 
     return ProtocolRun(ious, list(clicker.clicks), obeyed, prob)
 
 
-def evaluate_sample(sample: Sample, backend: Backend, max_clicks: int = 20, pred_thr: float = PRED_THR,
+def evaluate_sample(sample: Sample, backend: Backend, max_clicks: int = 20, pred_thr: float | None = None,
                     distance: str = DEFAULT_DISTANCE, zoom_in: ZoomIn | None = None) -> tuple[SampleResult, np.ndarray]:
+    """The protocol on one sample; pred_thr None: the backend's threshold."""
     t0 = time.perf_counter()
-    run = run_protocol(sample.mask, sample.ignore, Session(backend, sample.image, zoom_in, pred_thr), max_clicks,
-                       pred_thr, distance)
+    session = Session(backend, sample.image, zoom_in, pred_thr)
+    run = run_protocol(sample.mask, sample.ignore, session, max_clicks, session.pred_thr, distance)
     return SampleResult(sample.name, run.ious, run.clicks, time.perf_counter() - t0, run.obeyed), run.prob
 
 
@@ -232,6 +240,12 @@ class EvalRun:
     seconds: float
     distance: str = DEFAULT_DISTANCE
     zoom_in: ZoomIn | None = None
+    input_size: int | None = None  # the model's S (its contract)
+
+
+def _threshold(backend: Backend, pred_thr: float | None) -> float:
+    """The threshold a run uses: the one asked for, else the model's own."""
+    return backend.contract.threshold if pred_thr is None else pred_thr
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:
@@ -245,11 +259,12 @@ def evaluate_dataset(dataset: SegDataset | Sequence[Sample], backend: Backend, c
     n = len(dataset) if cfg.limit is None else min(cfg.limit, len(dataset))
     results: list[SampleResult] = []
     heap: list[tuple[float, int, Worst]] = []
+    thr = _threshold(backend, cfg.pred_thr)
     t0 = time.perf_counter()
     with _progress(n, f"eval {backend.name}", cfg.progress) as bar:
         for i in range(n):
             sample = dataset[i]
-            res, prob = evaluate_sample(sample, backend, cfg.max_clicks, cfg.pred_thr, cfg.distance, cfg.zoom_in)
+            res, prob = evaluate_sample(sample, backend, cfg.max_clicks, thr, cfg.distance, cfg.zoom_in)
             results.append(res)
             score = float(np.mean(res.ious))  # area under the IoU curve: lower is worse
             _keep_worst(heap, (-score, -i, Worst(score, res, sample, prob)), cfg.n_worst)
@@ -257,8 +272,8 @@ def evaluate_dataset(dataset: SegDataset | Sequence[Sample], backend: Backend, c
             bar.set_postfix(iou1=f"{res.ious[0]:.3f}", noc90=noc(res.ious, 0.9, cfg.max_clicks))
     worst = [w for _, _, w in sorted(heap, key=lambda t: (t[2].score, -t[1]))]
     metrics = {**compute_metrics([r.ious for r in results], cfg.max_clicks), **obedience(results)}
-    return EvalRun(backend.name, cfg.max_clicks, cfg.pred_thr, results, metrics, worst, time.perf_counter() - t0,
-                   cfg.distance, cfg.zoom_in)
+    return EvalRun(backend.name, cfg.max_clicks, thr, results, metrics, worst, time.perf_counter() - t0,
+                   cfg.distance, cfg.zoom_in, backend.contract.input_size)
 
 
 def _keep_worst(heap: list[tuple[float, int, Worst]], item: tuple[float, int, Worst], n_worst: int) -> None:
@@ -284,10 +299,12 @@ def interior_pixels(mask: np.ndarray, min_border: int = 5) -> tuple[np.ndarray, 
 
 
 def click_robustness(dataset: SegDataset | Sequence[Sample], backend: Backend, n_trials: int = 5, seed: int = 0,
-                     min_border: int = 5, pred_thr: float = PRED_THR, limit: int | None = None,
+                     min_border: int = 5, pred_thr: float | None = None, limit: int | None = None,
                      progress: bool = True) -> dict[str, Any]:
     """IoU@1 for `n_trials` seeded random first clicks inside each object (>= min_border px from its
-    border): per-object mean and std (population, ddof=0), and their averages over objects."""
+    border): per-object mean and std (population, ddof=0), and their averages over objects.
+    pred_thr None: the backend's threshold."""
+    pred_thr = _threshold(backend, pred_thr)
     n = len(dataset) if limit is None else min(limit, len(dataset))
     per_object: list[dict[str, Any]] = []
     fallback = 0
@@ -327,12 +344,13 @@ def click_robustness(dataset: SegDataset | Sequence[Sample], backend: Backend, n
 
 
 def click_containment(dataset: SegDataset | Sequence[Sample], backend: Backend, n_trials: int = 3, seed: int = 0,
-                      pred_thr: float = PRED_THR, limit: int | None = None, progress: bool = True) -> dict[str, Any]:
+                      pred_thr: float | None = None, limit: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Containment: `n_trials` seeded first clicks uniform over each whole image (object or not); the
     share whose mask contains the clicked pixel (model/click_metrics.py). A click-blind model that
-    always returns its salient object fails every click off it."""
+    always returns its salient object fails every click off it. pred_thr None: the backend's threshold."""
     from oace.model.click_metrics import containment
 
+    pred_thr = _threshold(backend, pred_thr)
     n = len(dataset) if limit is None else min(limit, len(dataset))
     hits: list[bool] = []
     with _progress(n, f"containment {backend.name}", progress) as bar:
@@ -374,9 +392,10 @@ def _check_finite_output(backend: Backend, path: Path) -> None:
     """One prediction on a grey image with a centre click: a backend whose output is not finite is refused."""
     from oace.errors import InputError
 
-    image = np.full((INPUT_SIZE, INPUT_SIZE, 3), 128, dtype=np.uint8)
-    prev = np.zeros((INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
-    out = backend.predict(image, [(INPUT_SIZE // 2, INPUT_SIZE // 2, 1)], prev)
+    s = backend.contract.input_size
+    image = np.full((s, s, 3), 128, dtype=np.uint8)
+    prev = np.zeros((s, s), dtype=np.float32)
+    out = backend.predict(image, [(s // 2, s // 2, 1)], prev)
     if not np.isfinite(out).all():
         raise InputError(f"{path}: predicts NaN or Inf on a plain grey image (weights not finite?); nothing to evaluate")
 
@@ -394,8 +413,8 @@ def check_eval_args(model: Sequence[str | Path], cfg: EvalConfig) -> None:
         raise InputError("--checkpoint: give at least one checkpoint or .tflite")
     if any(not str(m).strip() for m in model):
         raise InputError("--checkpoint is empty: give a checkpoint (.pt), `reference` or a .tflite")
-    if not 1 <= cfg.max_clicks <= 24:
-        raise InputError(f"--max-clicks {cfg.max_clicks}: must be 1..24 (the bundle takes 24 click rows)")
+    if cfg.max_clicks < 1:
+        raise InputError(f"--max-clicks {cfg.max_clicks}: must be at least 1")
     if cfg.limit is not None and cfg.limit < 1:
         raise InputError(f"--limit {cfg.limit}: must be at least 1")
     if cfg.distance not in DISTANCES:
@@ -420,6 +439,7 @@ def run_eval(model: Sequence[str | Path], dataset: str, data_root: str | Path, *
     ds = get_dataset(dataset, data_root)
     paths = [Path(resolve_checkpoint(str(path))) for path in model]
     backends = [open_for_eval(p, cfg.threads) for p in paths]  # every model refused or opened before any work
+    _check_clicks_fit(cfg.max_clicks, paths, backends)
     info = _dataset_info(ds, dataset, cfg.limit)
     runs, models, robust, contain = [], [], [], []
     for p, backend in zip(paths, backends):
@@ -430,6 +450,16 @@ def run_eval(model: Sequence[str | Path], dataset: str, data_root: str | Path, *
         contain.append(click_containment(ds, backend, cfg.containment_trials, cfg.seed, pred_thr=cfg.pred_thr,
                                          limit=cfg.limit, progress=cfg.progress) if cfg.containment_trials > 0 else None)
     return write_eval_report(out, runs, info, models, robust, argv, contain)
+
+
+def _check_clicks_fit(max_clicks: int, paths: Sequence[Path], backends: Sequence[Backend]) -> None:
+    """--max-clicks within every model's click rows (its contract's N: 24 for the shipped bundle)."""
+    from oace.errors import InputError
+
+    for p, backend in zip(paths, backends):
+        n = backend.contract.max_clicks
+        if max_clicks > n:
+            raise InputError(f"--max-clicks {max_clicks}: must be 1..{n} ({p.name} takes {n} click rows)")
 
 
 def _dataset_info(ds: SegDataset, name: str, limit: int | None) -> dict[str, Any]:

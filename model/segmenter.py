@@ -38,6 +38,7 @@ class SegmenterConfig:
     max_clicks: int = 24
     click_radius: int = 5
     disk_guidance: bool = False
+    mask_threshold: float = 0.49  # object where probability > this (RITM's pred_thr); the bundle metadata carries it
 
     def __post_init__(self) -> None:
         if self.prior is None and self.disk_guidance:
@@ -47,6 +48,8 @@ class SegmenterConfig:
             raise ValueError(f"msfnet.guidance_channels must be {want} (prior embed_dim, + 1 with disk_guidance, or 1 for a click disk)")
         if self.input_size % 32:
             raise ValueError("input_size must be divisible by 32")
+        if not 0.0 < self.mask_threshold < 1.0:
+            raise ValueError(f"mask_threshold must be in (0, 1), got {self.mask_threshold}")
 
 
 class Segmenter(nn.Module):

@@ -26,6 +26,7 @@ from scipy import ndimage
 
 from oace.model.click_maps import NEGATIVE, PADDING, POSITIVE
 from oace.model.evaluate import iou
+from oace.model.segmenter import SegmenterConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,7 +151,7 @@ def add_iterative_clicks(
     iterations: torch.Tensor,
     gt: torch.Tensor,
     ignore: torch.Tensor,
-    threshold: float = 0.49,
+    threshold: float = SegmenterConfig.mask_threshold,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Simulate iterative clicks under no_grad; returns (clicks, previous mask).
 
@@ -208,7 +209,7 @@ def robot_obedience(
     gt: torch.Tensor,
     ignore: torch.Tensor,
     rounds: int,
-    threshold: float = 0.49,
+    threshold: float = SegmenterConfig.mask_threshold,
 ) -> dict[str, list[float]]:
     """Follow-up clicks by the robot (`next_click`) and whether each was obeyed.
 

@@ -285,7 +285,7 @@ class MSFNetTask:
 
     @torch.no_grad()
     def validate(self, batch: dict[str, torch.Tensor]) -> tuple[float, list[float], dict[str, list[float]]]:
-        """(NFL, per-image IoU@1: one click at the interior point, probability > 0.49, ignore excluded,
+        """(NFL, per-image IoU@1: one click at the interior point, probability > the mask threshold, ignore excluded,
         {"val_obey_pos" / "val_obey_neg": per robot follow-up click, 1.0 when the mask after it agrees
         with its label at the clicked pixel}).
         """
@@ -298,7 +298,7 @@ class MSFNetTask:
 
         logits = logits_for(batch["clicks"], torch.zeros_like(mask))
         loss = float(normalized_focal_loss(logits, mask, ignore))
-        pred = torch.sigmoid(logits) > 0.49
+        pred = torch.sigmoid(logits) > SegmenterConfig.mask_threshold
         gt, valid = mask > 0.5, ignore < 0.5
         inter = (pred & gt & valid).flatten(1).sum(1).float()
         union = ((pred | gt) & valid).flatten(1).sum(1).float()

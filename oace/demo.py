@@ -39,8 +39,9 @@ def sample_image() -> np.ndarray:
     return skimage.data.astronaut()
 
 
-def overlay(image: np.ndarray, prob: np.ndarray, clicks: list[tuple[float, float, bool]], threshold: float = 0.5) -> Image.Image:
-    """The photo with the predicted mask tinted blue and clicks drawn (green positive, red negative)."""
+def overlay(image: np.ndarray, prob: np.ndarray, clicks: list[tuple[float, float, bool]], threshold: float) -> Image.Image:
+    """The photo with the mask (prob > threshold: the model's) tinted blue and the clicks drawn (green
+    positive, red negative)."""
     base = image.astype(np.float32)
     tint = np.array([30, 120, 255], np.float32)
     inside = (prob > threshold)[..., None]
@@ -63,7 +64,7 @@ def int8_gate(parity: list[dict[str, Any]], min_iou: float) -> dict[str, Any]:
         gate["warning"] = (
             f"INT8 PARITY GATE MISSED: int8 mask IoU vs fp32 {row['mask_iou']:.3f} < {min_iou} "
             f"(max abs {row['max_abs']:.2f}, mean abs {row['mean_abs']:.3f}); `oace export` would refuse this bundle. "
-            "A weak model whose probabilities sit near the 0.49 threshold flips regions on small errors; "
+            "A weak model whose probabilities sit near the mask threshold flips regions on small errors; "
             f"else {INT8_HINT}"
         )
     return gate
@@ -104,14 +105,15 @@ def _demo(
     image, clicks = sample_image(), [(*SAMPLE_CLICK, True)]
     predictor, prob, infer_ms = _segment(model, image, clicks)
     outputs = {"overlay": str(out / "overlay.png")}
-    _save_overlay(work / "overlay.png", overlay(image, prob, clicks))
+    _save_overlay(work / "overlay.png", overlay(image, prob, clicks, predictor.threshold))
     summaries = _summaries(model)
     report: dict[str, Any] = {
         "weights": weights,
         "untrained": checkpoint is None,
         "image": {"source": "skimage.data.astronaut", "shape": list(image.shape)},
         "clicks": [{"x": x, "y": y, "positive": p} for x, y, p in clicks],
-        "mask_fraction": float((prob > 0.5).mean()),
+        "mask_fraction": float(predictor.mask(prob).mean()),
+        "mask_threshold": predictor.threshold,
         "prob_range": [float(prob.min()), float(prob.max())],
         "timings": {"build_s": round(build_s, 3), "torch_inference_ms": round(infer_ms, 1)},
         "models": {s.name: s.to_json() for s in summaries},
@@ -120,9 +122,9 @@ def _demo(
     export_md = ""
     if export:
         result = _export(model, work, out, calibration=_calibration(calib, calib_count), version=version, weights=weights)
-        prob8, int8_ms = _run_int8(work / "oace_segmenter_int8.tflite", model, predictor, image, clicks)
+        int8, prob8, int8_ms = _run_int8(work / "oace_segmenter_int8.tflite", image, clicks)
         report["timings"]["int8_first_inference_ms"] = int8_ms
-        _save_overlay(work / "overlay_int8.png", overlay(image, prob8, clicks))
+        _save_overlay(work / "overlay_int8.png", overlay(image, prob8, clicks, int8.threshold))
         outputs["overlay_int8"] = str(out / "overlay_int8.png")
         gate = int8_gate(result.report["parity"], min_int8_iou)
         report.update(_bundle_record(result), int8_gate=gate)
@@ -174,20 +176,16 @@ def _export(model: Segmenter, work: Path, out: Path, *, calibration: Calibration
     return build_bundle(model, work, out, calibration=calibration, opts=opts)
 
 
-def _run_int8(path: Path, model: Segmenter, predictor: Predictor, image: np.ndarray, clicks: Clicks) -> tuple[np.ndarray, float]:
-    """The int8 file on the photo the predictor holds: (probabilities at the photo's size, milliseconds of the first call)."""
-    from oace.model.predictor import resize_prob, to_network_xy
-    from oace.model.segmenter import pack_clicks
-    from oace.litert import SegmentRunner
+def _run_int8(path: Path, image: np.ndarray, clicks: Clicks) -> tuple[Predictor, np.ndarray, float]:
+    """The int8 bundle on the photo, through the same Predictor as PyTorch: (its Predictor, probabilities at
+    the photo's size, milliseconds of the first prediction)."""
+    from oace.model.predictor import Predictor
 
-    runner = SegmentRunner(path, num_threads=2)
-    h, w = image.shape[:2]
-    size = model.cfg.input_size
-    net = [(*to_network_xy(x, y, w, h, size), p) for x, y, p in clicks]
+    predictor = Predictor.open(path, num_threads=2)
+    predictor.set_image(image)
     t0 = time.perf_counter()
-    mask512 = runner(predictor.network_image, pack_clicks(net, model.cfg.max_clicks), np.zeros((1, size, size, 1), np.float32))
-    ms = round((time.perf_counter() - t0) * 1e3, 1)
-    return resize_prob(mask512[0, :, :, 0], w, h), ms
+    prob = predictor.predict(clicks)
+    return predictor, prob, round((time.perf_counter() - t0) * 1e3, 1)
 
 
 def _bundle_record(result: ExportResult) -> dict[str, Any]:
@@ -226,7 +224,7 @@ def _summary_markdown(report: dict[str, Any], summaries: list[ModelSummary], inf
         + table
         + f"\nOne positive click at {SAMPLE_CLICK} on `skimage.data.astronaut` ({width}x{height}); "
         f"PyTorch fp32 inference {infer_ms:.0f} ms on this host; {100 * report['mask_fraction']:.1f}% of pixels "
-        f"above 0.5.\n\n![overlay](overlay.png)\n"
+        f"above the mask threshold {report['mask_threshold']}.\n\n![overlay](overlay.png)\n"
     )
 
 

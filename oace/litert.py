@@ -201,26 +201,44 @@ def load_interpreter(path: str | os.PathLike, *, num_threads: int | None = None,
 CONTRACT_DTYPES = {"image": np.uint8, "clicks": np.int32, "prev_mask": np.float32}
 
 
+def segment_signature(interpreter: Any, path: str | os.PathLike) -> str:
+    """The signature a bundle runs through (docs/bundle.md): `segment`, else the only one; InputError
+    naming the file otherwise. The one rule every stage uses: SegmentRunner, the host bench."""
+    signatures = interpreter.get_signature_list()
+    if "segment" in signatures:
+        return "segment"
+    if len(signatures) == 1:
+        return next(iter(signatures))
+    raise InputError(f"{path}: needs a signature 'segment' or exactly one signature, "
+                     f"found {sorted(signatures) or 'none'}")
+
+
+def _contract_shapes(path: Path, inputs: dict[str, dict[str, Any]]) -> tuple[int, int]:
+    """(S, N) from the contract inputs' shapes: image [1, S, S, 3], clicks [1, N, 3], prev_mask [1, S, S, 1]."""
+    image, clicks, prev = ([int(v) for v in inputs[n]["shape"]] for n in ("image", "clicks", "prev_mask"))
+    size = image[1] if len(image) == 4 else 0
+    if len(image) != 4 or image[0] != 1 or image[2] != size or image[3] != 3 or size < 1:
+        raise InputError(f"{path}: input 'image' has shape {image}, the bundle contract needs [1, S, S, 3]")
+    if prev != [1, size, size, 1]:
+        raise InputError(f"{path}: input 'prev_mask' has shape {prev}, the bundle contract needs [1, {size}, {size}, 1]")
+    if len(clicks) != 3 or clicks[0] != 1 or clicks[2] != 3 or clicks[1] < 1:
+        raise InputError(f"{path}: input 'clicks' has shape {clicks}, the bundle contract needs [1, N, 3]")
+    return size, clicks[1]
+
+
 class SegmentRunner:
     """Runs a bundle through its `segment` signature (docs/bundle.md), addressing tensors by name.
 
     Signature `segment`, else the only one; output `mask`, else the single output (onnx2tf's `output_0`).
-    __call__(image uint8 [1,S,S,3], clicks int32 [1,24,3], prev_mask float32 [1,S,S,1]) -> float32 [1,S,S,1]
+    `input_size` (S) and `max_clicks` (N) are read off the input tensors' shapes.
+    __call__(image uint8 [1,S,S,3], clicks int32 [1,N,3], prev_mask float32 [1,S,S,1]) -> float32 [1,S,S,1]
     """
 
     def __init__(self, path: str | os.PathLike, *, num_threads: int | None = None, prefer: str = "ai-edge-litert"):
         self.path = Path(path)
         loaded = load_interpreter(path, num_threads=num_threads, prefer=prefer)
         self.interpreter, self.runtime = loaded.interpreter, loaded.runtime
-        signatures = self.interpreter.get_signature_list()
-        if "segment" in signatures:
-            key = "segment"
-        elif len(signatures) == 1:
-            key = next(iter(signatures))
-        else:
-            raise InputError(f"{self.path}: needs a signature 'segment' or exactly one signature, "
-                             f"found {sorted(signatures) or 'none'}")
-        self.signature = key
+        key = self.signature = segment_signature(self.interpreter, self.path)
         self.runner = self.interpreter.get_signature_runner(key)
         inputs = self.runner.get_input_details()
         missing = set(CONTRACT_DTYPES) - set(inputs)
@@ -230,6 +248,7 @@ class SegmentRunner:
             got = np.dtype(inputs[name]["dtype"])
             if got != np.dtype(dtype):
                 raise InputError(f"{self.path}: input {name!r} is {got}, the bundle contract needs {np.dtype(dtype)}")
+        self.input_size, self.max_clicks = _contract_shapes(self.path, inputs)
         outputs = list(self.runner.get_output_details())
         if "mask" in outputs:
             self.output_name = "mask"

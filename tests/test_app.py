@@ -18,7 +18,7 @@ from PIL import Image
 
 from oace.model.backends import TFLiteBackend, open_backend
 from oace.model.clicks import Click
-from oace.model.evaluate import PRED_THR, Session
+from oace.model.evaluate import Session
 from oace.errors import CheckpointError, InputError, ToolkitError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -80,7 +80,7 @@ def in_process(backend, photo: np.ndarray, clicks) -> np.ndarray:
     session = Session(backend, photo)
     for k in range(1, len(clicks) + 1):
         prob = session([Click(x, y, label == 1) for x, y, label in clicks[:k]])
-    return np.where(prob > PRED_THR, 255, 0).astype(np.uint8)
+    return np.where(prob > session.pred_thr, 255, 0).astype(np.uint8)
 
 
 # --- the API -----------------------------------------------------------------------------------
@@ -337,7 +337,7 @@ def test_zoom_in_taps_answer_as_oace_eval_zoom_in_and_undo_restores_the_zoom_box
     for k, c in enumerate(clicks, 1):
         taps.add(c.x, c.y, c.is_positive, models)
         plain.add(c.x, c.y, c.is_positive, models)
-        expected = session(clicks[:k]) > PRED_THR
+        expected = session(clicks[:k]) > session.pred_thr
         assert np.array_equal(taps.tracks["tiny.pt"].mask(), expected), f"tap {k}"
     assert not np.array_equal(taps.tracks["tiny.pt"].outputs[-1], plain.tracks["tiny.pt"].outputs[-1])  # the crop ran
     undone.add(*POS, True, models)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from oace.model.backends import TFLiteBackend, TorchBackend, encode_clicks, open_backend
+from oace.model.backends import BundleContract, TFLiteBackend, TorchBackend, encode_clicks, open_backend
 from oace.model.data.base import Sample
 from oace.model.evaluate import EvalConfig, evaluate_dataset
 from oace.errors import CheckpointError, InputError
@@ -150,16 +150,23 @@ def test_not_a_tflite_is_a_clear_error(tmp_path):
 
 
 def test_clicks_are_encoded_as_the_bundle_rows():
-    enc = encode_clicks([(5, 7, 1), (511, 0, 0)])
+    contract = BundleContract(512, 24, 0.49)
+    enc = encode_clicks([(5, 7, 1), (511, 0, 0)], contract)
     assert enc.dtype == np.int32 and enc.shape == (1, 24, 3)
     assert enc[0, :3].tolist() == [[5, 7, 1], [511, 0, 0], [0, 0, -1]]
     assert (enc[0, 2:, 2] == -1).all()
     with pytest.raises(InputError, match="row 0"):
-        encode_clicks([(5, 7, 0)])
+        encode_clicks([(5, 7, 0)], contract)
     with pytest.raises(InputError, match="512"):
-        encode_clicks([(512, 7, 1)])
+        encode_clicks([(512, 7, 1)], contract)
     with pytest.raises(InputError, match="at most 24"):
-        encode_clicks([(1, 1, 1)] * 25)
+        encode_clicks([(1, 1, 1)] * 25, contract)
+    small = BundleContract(64, 4, 0.49)  # the rows follow the contract, not a module constant
+    assert encode_clicks([(63, 0, 1)], small).shape == (1, 4, 3)
+    with pytest.raises(InputError, match="outside the 64x64 image"):
+        encode_clicks([(64, 0, 1)], small)
+    with pytest.raises(InputError, match="at most 4"):
+        encode_clicks([(1, 1, 1)] * 5, small)
 
 
 def test_torch_backend_runs_a_real_checkpoint(tmp_path):

@@ -167,3 +167,42 @@ def test_kernel_floor_is_a_host_option(tiny_model, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["bench", "device", str(tiny_model), "--benchmark-binary", "bm", "--kernel-floor"])
     assert exc.value.code == 2 and "unrecognized arguments: --kernel-floor" in capsys.readouterr().err
+
+
+def two_signature_bundle(path: Path, size: int = 16) -> Path:
+    """A bundle-shaped file with two signatures: `a_preview` (listed first) and `segment`."""
+    import tensorflow as tf
+
+    specs = [tf.TensorSpec([1, size, size, 3], tf.uint8, name="image"), tf.TensorSpec([1, 24, 3], tf.int32, name="clicks"),
+             tf.TensorSpec([1, size, size, 1], tf.float32, name="prev_mask")]
+
+    class Two(tf.Module):
+        @tf.function(input_signature=specs)
+        def preview(self, image, clicks, prev_mask):
+            return {"mask": prev_mask * 0.0}
+
+        @tf.function(input_signature=specs)
+        def segment(self, image, clicks, prev_mask):
+            return {"mask": tf.cast(image[..., :1], tf.float32) / 255.0 + prev_mask}
+
+    two = Two()
+    saved = path.parent / "two_savedmodel"
+    tf.saved_model.save(two, str(saved), signatures={"a_preview": two.preview.get_concrete_function(),
+                                                     "segment": two.segment.get_concrete_function()})
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=["a_preview", "segment"])
+    path.write_bytes(conv.convert())
+    return path
+
+
+def test_host_bench_runs_the_signature_every_stage_resolves(tmp_path):
+    """With several signatures the host bench times `segment`, the one SegmentRunner (and so eval, the
+    Predictor and the export's parity runs) runs, not the first one listed."""
+    pytest.importorskip("tensorflow")
+    from oace.litert import SegmentRunner
+
+    model = two_signature_bundle(tmp_path / "two.tflite")
+    runner = SegmentRunner(model, num_threads=1)
+    assert list(runner.interpreter.get_signature_list())[0] == "a_preview" and runner.signature == "segment"
+    assert (runner.input_size, runner.max_clicks) == (16, 24)
+    rep = bench_host(model, HostBenchConfig(threads=(1,), warmup=1, runs=2, out=tmp_path / "bench", progress=False))
+    assert rep["configurations"][0]["repeats"][0]["addressing"] == "signature runner 'segment'"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from oace.model.backends import TorchBackend
+from oace.model.backends import BundleContract, TorchBackend
 from oace.model.click_metrics import click_target, containment, heldout_composites, multi_object_metrics
 from oace.model.data.base import Sample
 from oace.model.evaluate import click_containment, click_robustness
@@ -101,6 +101,7 @@ class Everything:
     """A backend predicting the whole image whatever the clicks (click-blind, contains every click)."""
 
     name = "everything"
+    contract = BundleContract(512, 24, 0.49)
 
     def predict(self, image, clicks, prev_mask):
         return np.ones((512, 512), np.float32)
@@ -110,6 +111,7 @@ class CentreSquare:
     """A click-blind backend: always the central quarter of the image."""
 
     name = "centre"
+    contract = BundleContract(512, 24, 0.49)
 
     def predict(self, image, clicks, prev_mask):
         out = np.zeros((512, 512), np.float32)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from oace.model.backends import TorchBackend
+from oace.model.backends import BundleContract, TorchBackend
 from oace.model.clicks import Click
 from oace.model.data.base import Sample
 from oace.model.evaluate import EvalConfig, Session, evaluate_dataset, obedience, run_protocol
@@ -136,6 +136,7 @@ class RedChannel:
     """A backend whose probabilities are the red channel / 255 of the image it is given."""
 
     name = "red"
+    contract = BundleContract(512, 24, 0.49)
 
     def __init__(self):
         self.calls = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from oace.model.backends import BundleContract
 from oace.model.clicks import Click
 from oace.model.data.base import Sample
 from oace.model.predictor import resize_prob, to_network_xy
@@ -27,6 +28,7 @@ class FixedBackend:
     """Returns the same 512x512 probability map whatever the clicks."""
 
     name = "fixed"
+    contract = BundleContract(S, 24, 0.49)
 
     def __init__(self, prob: np.ndarray) -> None:
         self.prob = prob.astype(np.float32)
@@ -166,6 +168,7 @@ class LeftHalfBackend:
     """Predicts the whole object when the first click is in the left half of the 512 grid, else nothing."""
 
     name = "left"
+    contract = BundleContract(S, 24, 0.49)
 
     def __init__(self, mask512: np.ndarray) -> None:
         self.mask = mask512.astype(np.float32)

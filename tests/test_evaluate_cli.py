@@ -110,10 +110,20 @@ def test_eval_runs_on_the_real_benchmarks(toy, tmp_path, name):
 
 def test_bad_numbers_are_input_errors(grabcut_like, tmp_path, capsys):
     for flag, value, words in (("--limit", "0", "--limit 0: must be at least 1"),
-                               ("--max-clicks", "25", "--max-clicks 25: must be 1..24")):
+                               ("--max-clicks", "0", "--max-clicks 0: must be at least 1")):
         rc = main(["eval", "--checkpoint", str(tmp_path / "m.tflite"), "--dataset", "GrabCut",
                    "--data-root", str(grabcut_like), flag, value, "--no-progress"])
         assert rc == 2 and words in capsys.readouterr().err
+
+
+def test_more_clicks_than_the_model_takes_is_refused_before_any_work(toy, grabcut_like, tmp_path, capsys):
+    """The bound is the model's click rows (its tensors' N: 24 here), checked once the model is open."""
+    out = tmp_path / "out"
+    rc = main(["eval", "--checkpoint", str(toy), "--dataset", "GrabCut", "--data-root", str(grabcut_like),
+               "--max-clicks", "25", "--out", str(out), "--threads", "1", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--max-clicks 25: must be 1..24 (toy_fp32.tflite takes 24 click rows)" in err
+    assert not out.exists() or not any(out.iterdir())  # no report written
 
 
 def test_the_eval_command_imports_no_heavy_library():

@@ -126,10 +126,12 @@ def test_eval_refuses_nan_weights_instead_of_scoring_them_zero(synth_set, tmp_pa
 
 
 def test_a_backend_that_predicts_nan_is_refused(tmp_path):
+    from oace.model.backends import BundleContract
     from oace.model.evaluate import _check_finite_output
 
     class NaNBackend:
         name = "nan"
+        contract = BundleContract(512, 24, 0.49)
 
         def predict(self, image, clicks, prev_mask):
             return np.full((512, 512), np.nan, np.float32)

@@ -1,7 +1,7 @@
 """Photos in and pictures out: upload decoding (EXIF rotation honoured), the offline sample photos,
 mask overlays, the disagreement map and the mask PNG.
 
-Arrays: photos uint8 [H, W, 3] RGB 0..255; masks bool [H, W] (probability > 0.49, as `oace eval`).
+Arrays: photos uint8 [H, W, 3] RGB 0..255; masks bool [H, W] (probability > the model's threshold, as `oace eval`).
 """
 
 from __future__ import annotations

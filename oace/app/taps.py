@@ -1,10 +1,10 @@
 """One photo's clicks and, per loaded model, the `oace eval` session that answers them.
 
-Each tap runs `model.evaluate.Session` on every model: the photo resized to 512x512, the clicks
-mapped to the 512 grid, the previous 512x512 output fed back as `prev_mask` (exactly as
-`oace eval`); with a `ZoomIn` (`oace app --zoom-in`) follow-up taps run on a crop around the mask,
-exactly as `oace eval --zoom-in`. Undo restores the previous output, so the next tap sees the same
-`prev_mask` (and zoom box) it would have seen without the undone click.
+Each tap runs `model.evaluate.Session` on every model: the photo resized to the model's S x S input
+(512 for the shipped bundle), the clicks mapped to the S grid, the previous S x S output fed back
+as `prev_mask` (exactly as `oace eval`); with a `ZoomIn` (`oace app --zoom-in`) follow-up taps run
+on a crop around the mask, exactly as `oace eval --zoom-in`. Undo restores the previous output, so
+the next tap sees the same `prev_mask` (and zoom box) it would have seen without the undone click.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Sequence
 
 import numpy as np
 
-from oace.model.backends import INPUT_SIZE, MAX_CLICKS, encode_clicks
+from oace.model.backends import BundleContract, encode_clicks
 from oace.model.clicks import Click
-from oace.model.evaluate import PRED_THR, Session
+from oace.model.evaluate import Session
 from oace.model.predictor import resize_prob, to_network_xy
 from oace.model.zoom_in import ZoomIn
 from oace.app.models import LoadedModel
@@ -29,15 +29,16 @@ def check_click(x: float, y: float, width: int, height: int) -> None:
         raise InputError(f"click ({x}, {y}) is outside the {width}x{height} image")
 
 
-def bundle_rows(clicks: Sequence[Click], width: int, height: int) -> np.ndarray:
-    """The clicks as the bundle receives them: int32 [24, 3] rows (x, y, label) on the 512 grid, -1 padding."""
-    rows = [(*to_network_xy(c.x, c.y, width, height, INPUT_SIZE), c.label) for c in clicks]
-    return encode_clicks(rows)[0]
+def bundle_rows(clicks: Sequence[Click], width: int, height: int, contract: BundleContract) -> np.ndarray:
+    """The clicks as the bundle receives them: int32 [N, 3] rows (x, y, label) on the S grid, -1 padding."""
+    s = contract.input_size
+    rows = [(*to_network_xy(c.x, c.y, width, height, s), c.label) for c in clicks]
+    return encode_clicks(rows, contract)[0]
 
 
 @dataclasses.dataclass
 class Track:
-    """One model on the current photo: its session, and after each click its 512x512 output (the
+    """One model on the current photo: its session, and after each click its S x S output (the
     next click's prev_mask) and, with zoom-in only, its probabilities at the photo's size (the next
     zoom box; kept only then, since a large photo's map per click is large)."""
 
@@ -70,7 +71,7 @@ class Track:
         if not self.outputs:
             return np.zeros((s.height, s.width), dtype=bool)
         prob = self.probs[-1]
-        return (resize_prob(self.outputs[-1], s.width, s.height) if prob is None else prob) > PRED_THR
+        return (resize_prob(self.outputs[-1], s.width, s.height) if prob is None else prob) > s.pred_thr
 
 
 class Taps:
@@ -85,8 +86,9 @@ class Taps:
     def add(self, x: int, y: int, positive: bool, models: Sequence[LoadedModel]) -> None:
         """One more click, run on every model. InputError (nothing changes) when it cannot be taken."""
         check_click(x, y, self.width, self.height)
-        if len(self.clicks) >= MAX_CLICKS:
-            raise InputError(f"the bundle takes at most {MAX_CLICKS} clicks per object: undo or reset to go on")
+        limit = min((m.backend.contract.max_clicks for m in models), default=None)
+        if limit is not None and len(self.clicks) >= limit:
+            raise InputError(f"the bundle takes at most {limit} clicks per object: undo or reset to go on")
         if not self.clicks and not positive:
             raise InputError("the first click must be positive (it tells the model which object): "
                              "switch the mode to positive")
@@ -127,8 +129,16 @@ class Taps:
             track.latency_ms.clear()
             track.session.reset()
 
+    def contract(self) -> BundleContract:
+        """The first model's contract (the click rows the page shows are its); the default before any model ran."""
+        track = next(iter(self.tracks.values()), None)
+        return track.session.predictor.contract if track else BundleContract.of_config()
+
     def rows(self) -> np.ndarray:
-        return bundle_rows(self.clicks, self.width, self.height) if self.clicks else np.zeros((0, 3), np.int32)
+        """The clicks as the first model receives them: int32 [N, 3]; [0, 3] before the first click."""
+        if not self.clicks:
+            return np.zeros((0, 3), np.int32)
+        return bundle_rows(self.clicks, self.width, self.height, self.contract())
 
     def click_tuples(self) -> list[tuple[int, int, bool]]:
         return [(c.x, c.y, c.is_positive) for c in self.clicks]

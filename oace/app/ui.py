@@ -78,12 +78,13 @@ class Page:
 
     @staticmethod
     def _rows_text(taps: Taps) -> str:
-        rows = taps.rows()
+        rows, contract = taps.rows(), taps.contract()
+        n, size = contract.max_clicks, contract.input_size
         used = [f"  [{x:3d}, {y:3d}, {label:2d}],  # click {i + 1}" for i, (x, y, label) in enumerate(rows.tolist())
                 if label >= 0]
-        pad = 24 - len(used)
+        pad = n - len(used)
         tail = [f"  # ... {pad} padding rows [0, 0, -1]"] if pad else []
-        return "\n".join(["# clicks: int32 [1, 24, 3] (x, y, label) on the 512x512 grid", "[", *used, *tail, "]"])
+        return "\n".join([f"# clicks: int32 [1, {n}, 3] (x, y, label) on the {size}x{size} grid", "[", *used, *tail, "]"])
 
     def _mask_files(self, masks: dict[str, np.ndarray]) -> list[str]:
         folder = self.cfg.out_dir / uuid.uuid4().hex

@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "eval",
         help="Evaluate a checkpoint or .tflite with the NoC/mIoU protocol",
         description="Evaluate PyTorch checkpoints and/or .tflite bundles with the RITM NoC/mIoU protocol "
-        "(threshold 0.49, 512x512 network input, IoU at the original resolution). See docs/evaluation.md.",
+        "(each model's own mask threshold and input size: 0.49 and 512x512 for the shipped model; IoU at the "
+        "original resolution). See docs/evaluation.md.",
         formatter_class=defaults_help(_defaults),
     )
     p.add_argument("--checkpoint", action="append", required=True, metavar="PATH",
