@@ -29,14 +29,15 @@ from oace.export.metadata import bundle_metadata, write_metadata
 from oace.export.onnx_export import check_opset, export_onnx, run_onnx
 from oace.export.tf_convert import onnx_to_saved_model
 from oace.export.tflite_convert import saved_model_to_tflite
-from oace.export.tflite_inspect import inspect_tflite, require_no_flex
+from oace.tflite.inspection import inspect_tflite, require_no_flex
 from oace.export.verify import Parity, compare, run_all
 from oace.model.segmenter import Segmenter
 from oace.artifacts import Artifact, publish_dir, staged_dir
 from oace.errors import InputError, ToolkitError
 from oace.litert import SegmentRunner
 from oace.reports import markdown_table, provenance, write_report
-from oace.quantize.int8 import MODES, bundle_name, quantize
+from oace.quantize.int8 import MODES, quantize
+from oace.tflite import bundle_name, refused_name
 
 PRECISIONS = ("fp32", "fp16", "int8")
 ONNX_NAME = "oace_segmenter.onnx"
@@ -79,11 +80,6 @@ class _Verified:
     contents: dict[str, Any]
     parity: list[Parity]
     ok: bool
-
-
-def refused_name(mode: str) -> str:
-    """What an int8 file the parity gate refused is called: never its shipping name."""
-    return bundle_name(mode).replace(".tflite", ".REFUSED.tflite")
 
 
 def _samples(calibration, limit: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

@@ -9,9 +9,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # Layers in the order data flows; a module may import its own package and any lower layer only.
-# `oace`'s shared pieces (errors, artifacts, report writers, LiteRT loading) sit below every stage;
-# the CLI, the demo and the app sit above all of them.
-COMMON = {"oace", "oace.artifacts", "oace.errors", "oace.evaluation_sets", "oace.litert", "oace.reports", "oace.tf_import"}
+# `oace`'s shared pieces (errors, artifacts, report writers, LiteRT loading, the .tflite names, passes
+# and inspection) sit below every stage; the CLI, the demo, the app and the export pipeline sit above
+# all of them.
+COMMON = {"oace", "oace.artifacts", "oace.errors", "oace.evaluation_sets", "oace.litert", "oace.reports", "oace.tf_import",
+          "oace.tflite", "oace.tflite.inspection", "oace.tflite.passes"}
 RANK = {"common": 0, "model": 1, "calibration_data": 2, "export": 2, "quantize": 3, "android_bench": 4, "surface": 5}
 STAGES = ("model", "calibration_data", "export", "quantize", "android_bench")
 # Folders scanned: the stage folders (installed as oace.<folder>, see setup.cfg) and oace/ itself.

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from oace.export.pipeline import ExportOptions, export_bundle
-from oace.export.tflite_inspect import TFLiteContents, inspect_tflite, require_no_flex, tflite_macs
+from oace.tflite.inspection import TFLiteContents, inspect_tflite, require_no_flex, tflite_macs
 from oace.model.registry import build_model, save_checkpoint
 from oace.artifacts import sha256_file
 from oace.errors import ToolkitError

@@ -83,7 +83,7 @@ def check_file(path: Path) -> None:
 
         onnx.checker.check_model(onnx.load(str(path)))
     elif path.suffix == ".tflite":
-        from oace.export.tflite_inspect import inspect_tflite
+        from oace.tflite.inspection import inspect_tflite
 
         assert "segment" in inspect_tflite(path).signatures, f"{path}: no 'segment' signature"
     else:

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from oace.export.tflite_inspect import inspect_tflite, require_no_flex
+    from oace.tflite.inspection import inspect_tflite, require_no_flex
     from oace.artifacts import check_output_file
     from oace.errors import InputError
     from oace.evaluation_sets import refuse_evaluation_set
