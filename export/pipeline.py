@@ -15,6 +15,7 @@ renamed `oace_segmenter_int8.REFUSED.tflite` and a "failed" report, then fails.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import time
@@ -36,6 +37,7 @@ from oace.artifacts import Artifact, publish_dir, staged_dir
 from oace.errors import InputError, ToolkitError
 from oace.litert import SegmentRunner
 from oace.reports import markdown_table, provenance, write_report
+from oace.quantize.calibration import representative_dataset
 from oace.quantize.int8 import MODES, quantize
 from oace.tflite import bundle_name, refused_name
 
@@ -83,7 +85,7 @@ class _Verified:
 
 
 def _samples(calibration, limit: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    held = list(calibration.held_out)[:limit]
+    held = itertools.islice(calibration.iter_samples(held_out=True), limit)
     return [(s.image[None], s.clicks[None], s.prev_mask[None]) for s in held]
 
 
@@ -186,7 +188,7 @@ def _convert(model, work: Path, calibration, samples, outputs: dict, opts: Expor
             if step in ("fp32", "fp16"):
                 art = saved_model_to_tflite(work / "saved_model", path, precision=step)
             else:
-                art = quantize(work / "saved_model", path, mode=step, representative=calibration.representative)
+                art = quantize(work / "saved_model", path, mode=step, representative=representative_dataset(calibration))
             contents[step] = inspect_tflite(path)
             require_no_flex(contents[step], path)
             if "segment" not in contents[step].signatures:

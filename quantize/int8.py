@@ -36,6 +36,7 @@ from oace.tflite.passes import optimize_for_cpu
 from oace.quantize.saved_model_check import check_saved_model as _check_saved_model
 
 MODES = ("int8", "int16x8", "dynamic_range")
+CALIBRATED_MODES = ("int8", "int16x8")  # the modes that need a representative dataset
 FLOAT_BY_DESIGN = ("BATCH_MATMUL", "MINIMUM")
 RepresentativeDataset = Callable[[], Iterator[dict[str, np.ndarray]]]
 
@@ -74,7 +75,7 @@ def quantize(
 
     if mode not in MODES:
         raise ToolkitError(f"unknown quantization mode {mode!r}; choose from {', '.join(MODES)}")
-    if mode != "dynamic_range" and representative is None:
+    if mode in CALIBRATED_MODES and representative is None:
         raise ToolkitError(f"{mode} quantization needs a representative (calibration) dataset")
     check_saved_model(saved_model_dir)
     t0 = time.perf_counter()

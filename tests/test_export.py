@@ -18,6 +18,7 @@ from oace.model.registry import build_model, save_checkpoint
 from oace.artifacts import sha256_file
 from oace.errors import ToolkitError
 from oace.litert import SegmentRunner
+from oace.quantize.calibration import representative_dataset
 from oace.quantize.int8 import quantize
 
 pytestmark = pytest.mark.slow  # TensorFlow conversions / training loops: make test-fast leaves it out
@@ -160,7 +161,7 @@ def test_click_encoding_inside_the_bundle_is_exact(tiny_export, precision):
     from oace.model.segmenter import pack_clicks
 
     result, calibration, _ = tiny_export
-    s = calibration.held_out[0]
+    s = next(calibration.iter_samples(held_out=True))
     clicks = pack_clicks([(200, 200, True), (206, 330, True), (0, 511, False), (37, 90, False)], 24)
     got = click_maps_inside(result.out_dir / f"oace_segmenter_{precision}.tflite", clicks, s.image[None], s.prev_mask[None])
     first, follow = ClickEncoder(512, 512, 5)(torch.from_numpy(clicks))
@@ -180,8 +181,8 @@ def test_metadata_describes_the_file(tiny_export):
 
 def test_same_inputs_give_the_same_int8_file(tiny_export, tmp_path):
     result, calibration, _ = tiny_export
-    a = quantize(result.out_dir / "saved_model", tmp_path / "a.tflite", representative=calibration.representative)
-    b = quantize(result.out_dir / "saved_model", tmp_path / "b.tflite", representative=calibration.representative)
+    a = quantize(result.out_dir / "saved_model", tmp_path / "a.tflite", representative=representative_dataset(calibration))
+    b = quantize(result.out_dir / "saved_model", tmp_path / "b.tflite", representative=representative_dataset(calibration))
     assert a.sha256 == b.sha256 == sha256_file(result.out_dir / "oace_segmenter_int8.tflite")
 
 
@@ -285,7 +286,7 @@ def test_tflite_runtime_fallback_runs_the_bundle_like_litert(tiny_export, precis
     litert = SegmentRunner(path, prefer="ai-edge-litert")
     fallback = SegmentRunner(path, prefer="tflite-runtime")
     assert (litert.runtime, fallback.runtime) == ("ai-edge-litert", "tflite-runtime")
-    s = calibration.held_out[1]
+    s = list(calibration.iter_samples(held_out=True))[1]
     a = litert(s.image[None], s.clicks[None], s.prev_mask[None])
     b = fallback(s.image[None], s.clicks[None], s.prev_mask[None])
     assert np.abs(a - b).max() < tolerance
