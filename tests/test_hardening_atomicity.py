@@ -33,7 +33,7 @@ SIDE_FILES = ("export_report.md", "calibration_manifest.json", "onnx2tf.log")
 
 
 def export_args(out: Path, precision: str = "fp32", *extra: str, source: tuple[str, ...] = ("--preset", "segmenter_tiny")) -> list[str]:
-    """The cheapest real export: the tiny preset, 8 embedded calibration photos."""
+    """The cheapest real export: the tiny preset (8 embedded calibration photos when int8 is asked for)."""
     return ["export", *source, "--precision", precision, "--calib", "embedded",
             "--calib-count", "8", "--force-calib", "--out", str(out), *extra]
 
