@@ -60,7 +60,7 @@ def describe_model(model: str | os.PathLike) -> dict[str, Any]:
         info["preprocessing_in_graph"] = None
         info["inspect_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
     try:
-        from oace.export.tflite_inspect import tflite_macs
+        from oace.tflite.inspection import tflite_macs
 
         info["macs"] = tflite_macs(p).to_json()  # ms per GMAC in the report; which kernels (int8 / float) run
     except Exception as exc:  # noqa: BLE001 - MACs only add a column; a file TensorFlow cannot read still runs

@@ -1,12 +1,20 @@
-"""Build the int8 calibration set (and rebuild one from its manifest).
+"""Build the int8 calibration set (and open one from its manifest); its samples stream.
 
     calib = build_calibration_set("../shared/data/coco128-seg")          # >= 100 photos or an error
-    converter.representative_dataset = calib.representative           # dicts of the bundle's inputs
+    for sample in calib.iter_samples():                                 # rendered one at a time
+        ...
     calib.save_manifest(bundle_dir)                                    # calibration_manifest.json
 
 Half the samples (seeded) are a first click on a zero `prev_mask`; the other half are follow-ups:
 a synthesized previous output (the object dilated, eroded or shifted, then blurred to 0..1) and
 1-3 corrective clicks, so every input of the graph sees realistic ranges while calibrating.
+
+A set is its manifest and the source its photos come from, no arrays: building one decodes each
+photo once to choose its clicks and keeps only the manifest entry; `iter_samples` renders each
+sample from its entry when asked (the photo decoded again), so a consumer that takes them one at a
+time (the converter, through `quantize.calibration.representative_dataset`) holds one sample's
+arrays, however many the set has. They are the arrays the entry describes, bit for bit, on every
+pass.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -29,16 +37,17 @@ from oace.errors import InputError, ToolkitError
 from oace.evaluation_sets import refuse_evaluation_set
 
 MIN_AREA = 0.005  # instances smaller than 0.5% of their photo are skipped
-PROGRESS_MIN = 8  # a progress bar when materializing more samples than this
+PROGRESS_MIN = 8  # a progress bar when planning more samples than this
 
 
 @dataclasses.dataclass
 class CalibrationSet:
-    """Calibration samples (network arrays), the held-out ones, and the manifest that rebuilds them."""
+    """A calibration set: its manifest, and the source (with the instance of each entry's key) its
+    samples are rendered from, one at a time, when asked."""
 
     manifest: CalibrationManifest
-    samples: list[CalibrationSample]
-    held_out: list[CalibrationSample]
+    source: Source
+    instances: Mapping[str, Instance]  # manifest entry key -> the source's instance
     seconds: float = 0.0
 
     @property
@@ -46,25 +55,21 @@ class CalibrationSet:
         return self.manifest.warning
 
     def __len__(self) -> int:
-        return len(self.samples)
+        return self.manifest.count
 
-    def representative(self) -> Iterator[dict[str, np.ndarray]]:
-        """Yield the bundle inputs of each calibration sample (held-out ones excluded), batch of 1:
-        {"image": uint8 [1,512,512,3], "clicks": int32 [1,24,3], "prev_mask": float32 [1,512,512,1]}.
-        Pass the method itself as `TFLiteConverter.representative_dataset`."""
-        for s in self.samples:
-            yield {"image": s.image[None], "clicks": s.clicks[None], "prev_mask": s.prev_mask[None]}
+    def iter_samples(self, held_out: bool = False) -> Iterator[CalibrationSample]:
+        """The calibration samples (or the held-out ones) in manifest order, each rendered from its
+        entry when the caller asks for it: uint8 image [512,512,3], int32 clicks [24,3], float32
+        prev_mask [512,512,1], bool mask [512,512] (no batch axis)."""
+        for entry in self.manifest.held_out if held_out else self.manifest.entries:
+            yield render_entry(self.source, self.instances[entry.key], entry)
 
     def arrays(self, held_out: bool = False) -> dict[str, np.ndarray]:
         """All calibration (or held-out) inputs stacked: image [N,512,512,3] uint8, clicks [N,24,3]
-        int32, prev_mask [N,512,512,1] float32, mask [N,512,512] bool (e.g. for onnx2tf's -cind npy)."""
-        samples = self.held_out if held_out else self.samples
-        return {
-            "image": np.stack([s.image for s in samples]),
-            "clicks": np.stack([s.clicks for s in samples]),
-            "prev_mask": np.stack([s.prev_mask for s in samples]),
-            "mask": np.stack([s.mask for s in samples]),
-        }
+        int32, prev_mask [N,512,512,1] float32, mask [N,512,512] bool (e.g. for onnx2tf's -cind npy).
+        Every sample in memory at once: for small sets and checks, not for calibrating."""
+        samples = list(self.iter_samples(held_out))
+        return {field: np.stack([getattr(s, field) for s in samples]) for field in ("image", "clicks", "prev_mask", "mask")}
 
     def save_manifest(self, out_dir: str | Path, provenance: dict[str, Any] | None = None) -> Path:
         """Write `calibration_manifest.json` into out_dir atomically (with provenance for a bundle)."""
@@ -77,6 +82,15 @@ class CalibrationSet:
         out = self.manifest.summary()
         out["build_seconds"] = round(self.seconds, 2)
         return out
+
+
+def render_entry(source: Source, inst: Instance, entry: Entry) -> CalibrationSample:
+    """One sample's network arrays, from its photo and its manifest entry (clicks, prev-mask recipe)."""
+    sample = source.load(inst)
+    if (sample.shape[1], sample.shape[0]) != tuple(entry.photo_size):
+        raise ToolkitError(f"{source.describe()}/{entry.image}: photo is {sample.shape[1]}x{sample.shape[0]}, "
+                           f"the calibration manifest says {entry.photo_size[0]}x{entry.photo_size[1]}")
+    return render(sample, entry.name, entry.clicks, entry.prev_mask)
 
 
 def _progress(items: Sequence[Any], desc: str) -> Any:
@@ -96,11 +110,10 @@ def _follow_up_flags(rng: np.random.Generator, n: int) -> list[bool]:
     return [bool(f) for f in rng.permutation(flags)]
 
 
-def _plan(source: Source, insts: Sequence[Instance], seed: int, offset: int,
-          desc: str) -> tuple[list[Entry], list[CalibrationSample]]:
+def _plan(source: Source, insts: Sequence[Instance], seed: int, offset: int, desc: str) -> list[Entry]:
+    """The manifest entries of `insts`: each photo decoded once to choose its clicks, then dropped."""
     flags = _follow_up_flags(np.random.default_rng([seed, offset, 1]), len(insts))
     entries: list[Entry] = []
-    samples: list[CalibrationSample] = []
     for i, (inst, follow_up) in enumerate(zip(_progress(insts, desc), flags)):
         sample_seed = _sample_seed(seed, offset + i)
         sample = source.load(inst)
@@ -109,14 +122,12 @@ def _plan(source: Source, insts: Sequence[Instance], seed: int, offset: int,
         except InputError as exc:
             raise InputError(f"{source.describe()}/{inst.image} ({inst.key}): {exc}") from None
         h, w = sample.shape
-        entry = Entry(
+        entries.append(Entry(
             name=sample.name, key=inst.key, image=inst.image, image_id=inst.image_id, instance=inst.instance,
             class_id=inst.class_id, class_name=inst.class_name, photo_size=(w, h),
             clicks=tuple((int(x), int(y), int(label)) for x, y, label in clicks), prev_mask=recipe, seed=sample_seed,
-        )
-        entries.append(entry)
-        samples.append(render(sample, entry.name, entry.clicks, entry.prev_mask))
-    return entries, samples
+        ))
+    return entries
 
 
 def build_calibration_set(source: str | Path, *, kind: str | None = None, count: int = 200, seed: int = 0,
@@ -143,8 +154,8 @@ def build_calibration_set(source: str | Path, *, kind: str | None = None, count:
             f"calibration needs >= {min_count} images, found {n_images} in {src.describe()} "
             "(pass force=True / --force-calib to use them anyway)"
         )
-    entries, samples = _plan(src, calib, seed, 0, "calibration set")
-    held_entries, held_samples = _plan(src, held, seed, len(calib), "held-out set")
+    entries = _plan(src, calib, seed, 0, "calibration set")
+    held_entries = _plan(src, held, seed, len(calib), "held-out set")
     files = src.file_hashes([*calib, *held])
     classes = {i.class_key for i in calib if i.class_id is not None or i.class_name}
     manifest = CalibrationManifest(
@@ -154,7 +165,7 @@ def build_calibration_set(source: str | Path, *, kind: str | None = None, count:
         preprocessing={**PREPROCESSING, "min_area_fraction": min_area}, entries=tuple(entries),
         held_out=tuple(held_entries), warning=src.warning_for(n_images),
     )
-    return CalibrationSet(manifest, samples, held_samples, seconds=time.perf_counter() - t0)
+    return CalibrationSet(manifest, src, {i.key: i for i in [*calib, *held]}, seconds=time.perf_counter() - t0)
 
 
 def check_files(manifest: CalibrationManifest, source: Source, insts: Sequence[Instance]) -> None:
@@ -173,8 +184,10 @@ def check_files(manifest: CalibrationManifest, source: Source, insts: Sequence[I
         raise ToolkitError(f"{source.describe()}: file-list hash differs from the calibration manifest")
 
 
-def materialize(manifest: CalibrationManifest | str | Path, source: str | Path) -> CalibrationSet:
-    """Rebuild the exact calibration set a manifest describes from its source folder (or "embedded")."""
+def open_calibration_set(manifest: CalibrationManifest | str | Path, source: str | Path) -> CalibrationSet:
+    """The calibration set a manifest describes, over its source folder (or "embedded"): every
+    instance found and every file as the manifest hashed it, else a one-line ToolkitError. Nothing is
+    rendered here: `iter_samples` streams the exact samples the set was built with."""
     t0 = time.perf_counter()
     if not isinstance(manifest, CalibrationManifest):
         manifest = CalibrationManifest.load(manifest)
@@ -188,17 +201,4 @@ def materialize(manifest: CalibrationManifest | str | Path, source: str | Path) 
             f"(first: {missing[0]}); is this the source it was built from ({manifest.source_name})?"
         )
     check_files(manifest, src, [by_key[e.key] for e in wanted])
-
-    def rebuild(entries: Sequence[Entry], desc: str) -> list[CalibrationSample]:
-        out = []
-        for e in _progress(entries, desc):
-            sample = src.load(by_key[e.key])
-            if (sample.shape[1], sample.shape[0]) != tuple(e.photo_size):
-                raise ToolkitError(f"{src.describe()}/{e.image}: photo is {sample.shape[1]}x{sample.shape[0]}, "
-                                   f"the calibration manifest says {e.photo_size[0]}x{e.photo_size[1]}")
-            out.append(render(sample, e.name, e.clicks, e.prev_mask))
-        return out
-
-    samples = rebuild(manifest.entries, "calibration set")
-    held = rebuild(manifest.held_out, "held-out set")
-    return CalibrationSet(manifest, samples, held, seconds=time.perf_counter() - t0)
+    return CalibrationSet(manifest, src, {e.key: by_key[e.key] for e in wanted}, seconds=time.perf_counter() - t0)

@@ -1,7 +1,7 @@
 """The calibration manifest: which photos, which object, which clicks, and how they were preprocessed.
 
 `calibration_manifest.json` is enough to rebuild the exact int8 calibration set from its source
-folder (`calibration_data.builder.materialize`): every entry names its photo (relative path, or the
+folder (`calibration_data.builder.open_calibration_set`): every entry names its photo (relative path, or the
 scikit-image sample name), the instance whose mask the clicks were sampled in (COCO annotation id,
 YOLO label line, mask file, or embedded object + augmentation), the clicks in the photo's pixels and
 the recipe of its synthesized previous mask. `file_list_hash` is sha256 over the sorted
@@ -77,7 +77,7 @@ class Entry:
     """One calibration sample: a photo, the instance clicked, its clicks (photo pixels) and prev-mask recipe."""
 
     name: str
-    key: str  # the source's stable instance key (what materialize looks up)
+    key: str  # the source's stable instance key (what open_calibration_set looks up)
     image: str  # path relative to the source root, or "skimage.data.<name>"
     image_id: int | None  # the COCO image id when known
     instance: Mapping[str, Any]  # {"annotation_id"} | {"label_file", "line"} | {"mask_file"} | {"object", "augment"}

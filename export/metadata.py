@@ -10,6 +10,7 @@ from oace.model.segmenter import IMAGENET_MEAN, IMAGENET_STD, Segmenter
 from oace import __version__
 from oace.artifacts import Artifact, write_json_atomic
 from oace.reports import git_sha
+from oace.tflite import SIGNATURE
 
 PRECISION_TEXT = {
     "fp32": "float32 weights and activations",
@@ -30,7 +31,7 @@ def bundle_metadata(model: Segmenter, artifact: Artifact, precision: str, *, mod
         "model_version": model_version,
         "precision": precision,
         "precision_detail": PRECISION_TEXT[precision],
-        "signature": "segment",
+        "signature": SIGNATURE,
         "inputs": {
             "image": {"dtype": "uint8", "shape": [1, s, s, 3], "layout": "NHWC", "range": "RGB 0..255",
                       "note": f"the photo resized (not cropped) to {s}x{s}"},

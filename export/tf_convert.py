@@ -24,8 +24,7 @@ from oace.artifacts import Artifact, publish_dir, sha256_file, staged_dir, write
 from oace.errors import ToolkitError
 from oace.reports import tool_versions
 from oace.tf_import import import_tensorflow
-
-SIGNATURE = "segment"
+from oace.tflite import SIGNATURE
 
 
 def onnx_to_saved_model(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, *, log_path: str | os.PathLike | None = None) -> Artifact:

@@ -6,11 +6,11 @@ import os
 import time
 from pathlib import Path
 
-from oace.export.tf_convert import SIGNATURE
-from oace.export.tflite_passes import optimize_for_cpu
 from oace.artifacts import Artifact, write_bytes_atomic
 from oace.reports import tool_versions
 from oace.tf_import import import_tensorflow
+from oace.tflite import SIGNATURE
+from oace.tflite.passes import optimize_for_cpu
 
 FLOAT_PRECISIONS = ("fp32", "fp16")
 
@@ -26,6 +26,6 @@ def saved_model_to_tflite(saved_model_dir: str | os.PathLike, out_path: str | os
     if precision == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
-    data, _ = optimize_for_cpu(converter.convert())  # exact layout rewrites, see export/tflite_passes.py
+    data, _ = optimize_for_cpu(converter.convert())  # exact layout rewrites, see oace/tflite/passes.py
     write_bytes_atomic(out_path, data)
     return Artifact.of(Path(out_path), time.perf_counter() - t0, tool_versions())

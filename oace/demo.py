@@ -21,7 +21,7 @@ from oace.reports import markdown_table, provenance, write_report
 
 if TYPE_CHECKING:
     from oace.calibration_data.builder import CalibrationSet
-    from oace.export.pipeline import ExportResult
+    from oace.pipeline import ExportResult
     from oace.model.predictor import Predictor
     from oace.model.segmenter import Segmenter
     from oace.model.summary import ModelSummary
@@ -56,7 +56,7 @@ def overlay(image: np.ndarray, prob: np.ndarray, clicks: list[tuple[float, float
 
 def int8_gate(parity: list[dict[str, Any]], min_iou: float) -> dict[str, Any]:
     """The export's int8-vs-fp32 mask IoU gate, as the demo reports it instead of failing."""
-    from oace.export.pipeline import INT8_HINT
+    from oace.pipeline import INT8_HINT
 
     row = next(p for p in parity if p["candidate"] == "int8" and p["reference"] == "fp32")
     gate = {"mask_iou": row["mask_iou"], "min_mask_iou": min_iou, "passed": row["mask_iou"] >= min_iou}
@@ -74,7 +74,7 @@ def run_demo(out_dir: str | Path, checkpoint: str | Path | None = None, **option
     """Build (or load) the segmenter, segment the sample photo, and (export=True) export the fp32 +
     int8 bundle with the calibration default, verified, running the int8 file on the same photo.
     `options`: the keywords of `_demo`. The folder is built privately and published whole."""
-    from oace.export.pipeline import require_replaceable
+    from oace.pipeline import require_replaceable
 
     out = Path(out_dir)
     require_replaceable(out, also=DEMO_FILES)
@@ -170,7 +170,7 @@ def _calibration(calib: str, count: int) -> CalibrationSet:
 def _export(model: Segmenter, work: Path, out: Path, *, calibration: CalibrationSet, version: str, weights: str) -> ExportResult:
     """The fp32 + int8 bundle into `work`, verified. The demo shows the whole pipeline even when int8
     misses the parity gate: it reports the miss loudly instead of stopping; `oace export` enforces the gate."""
-    from oace.export.pipeline import ExportOptions, build_bundle
+    from oace.pipeline import ExportOptions, build_bundle
 
     opts = ExportOptions(precisions=("fp32", "int8"), model_version=version, weights=weights, min_int8_iou=0.0)
     return build_bundle(model, work, out, calibration=calibration, opts=opts)

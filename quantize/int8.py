@@ -27,21 +27,18 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from oace.export.tf_convert import SIGNATURE
-from oace.export.tflite_passes import optimize_for_cpu
 from oace.artifacts import Artifact, write_bytes_atomic
 from oace.errors import InputError, ToolkitError
 from oace.reports import tool_versions
 from oace.tf_import import import_tensorflow
+from oace.tflite import SIGNATURE
+from oace.tflite.passes import optimize_for_cpu
 from oace.quantize.saved_model_check import check_saved_model as _check_saved_model
 
 MODES = ("int8", "int16x8", "dynamic_range")
+CALIBRATED_MODES = ("int8", "int16x8")  # the modes that need a representative dataset
 FLOAT_BY_DESIGN = ("BATCH_MATMUL", "MINIMUM")
 RepresentativeDataset = Callable[[], Iterator[dict[str, np.ndarray]]]
-
-
-def bundle_name(mode: str) -> str:
-    return f"oace_segmenter_{mode}.tflite"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -78,7 +75,7 @@ def quantize(
 
     if mode not in MODES:
         raise ToolkitError(f"unknown quantization mode {mode!r}; choose from {', '.join(MODES)}")
-    if mode != "dynamic_range" and representative is None:
+    if mode in CALIBRATED_MODES and representative is None:
         raise ToolkitError(f"{mode} quantization needs a representative (calibration) dataset")
     check_saved_model(saved_model_dir)
     t0 = time.perf_counter()
@@ -106,6 +103,6 @@ def quantize(
             data = debugger.get_nondebug_quantized_model()
         else:
             data = converter.convert()
-    data, _ = optimize_for_cpu(data)  # exact layout rewrites, see export/tflite_passes.py
+    data, _ = optimize_for_cpu(data)  # exact layout rewrites, see oace/tflite/passes.py
     write_bytes_atomic(out_path, data)
     return Artifact.of(Path(out_path), time.perf_counter() - t0, tool_versions())

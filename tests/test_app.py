@@ -9,7 +9,6 @@ reference checkpoint (trained: a positive click lands on the object, a negative 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +20,6 @@ from oace.model.clicks import Click
 from oace.model.evaluate import Session
 from oace.errors import CheckpointError, InputError, ToolkitError
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_export import small_calibration  # noqa: E402  (the export tests' calibration set)
-
 pytestmark = pytest.mark.slow  # TensorFlow conversions / training loops: make test-fast leaves it out
 
 POS = (200, 150)  # on chelsea's face (451x300)
@@ -31,15 +27,14 @@ POS = (200, 150)  # on chelsea's face (451x300)
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory) -> Path:
-    """A real fp32 bundle of the seeded tiny preset (the export pipeline, fp32 only: the cheapest real one)."""
-    from oace.export.pipeline import ExportOptions, export_bundle
+    """A real fp32 bundle of the seeded tiny preset (the export pipeline, fp32 only and so without a
+    calibration set: the cheapest real one)."""
     from oace.model.registry import build_model
+    from oace.pipeline import ExportOptions, export_bundle
 
     tmp = tmp_path_factory.mktemp("app_bundle")
-    result = export_bundle(build_model("segmenter_tiny", seed=0).eval(), tmp / "out",
-                           calibration=small_calibration(tmp / "calib"), opts=ExportOptions(
-                               precisions=("fp32",), weights="UNTRAINED seeded tiny", model_version="tiny-test",
-                               verify_samples=2))
+    result = export_bundle(build_model("segmenter_tiny", seed=0).eval(), tmp / "out", opts=ExportOptions(
+        precisions=("fp32",), weights="UNTRAINED seeded tiny", model_version="tiny-test", verify_samples=2))
     return result.out_dir / "oace_segmenter_fp32.tflite"
 
 

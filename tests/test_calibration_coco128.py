@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from scipy import ndimage
 
 from oace.calibration_data import (
-    COCO128_MANIFEST, CalibrationManifest, build_calibration_set, load_coco128_manifest, materialize,
+    COCO128_MANIFEST, CalibrationManifest, build_calibration_set, load_coco128_manifest, open_calibration_set,
 )
 from oace.calibration_data.builder import MIN_AREA
 from oace.calibration_data.sources import open_source
@@ -35,13 +36,19 @@ def built(coco128):
 
 
 @pytest.fixture(scope="module")
+def samples(built):
+    """(calibration samples, held-out samples), rendered once: the tests below read them many times."""
+    return list(built.iter_samples()), list(built.iter_samples(held_out=True))
+
+
+@pytest.fixture(scope="module")
 def usable(coco128):
     return [i for i in open_source(coco128).instances() if i.area_fraction >= MIN_AREA]
 
 
-def test_200_samples_from_more_than_100_coco_photos(built):
+def test_200_samples_from_more_than_100_coco_photos(built, samples):
     m = built.manifest
-    assert len(built.samples) == m.count == 200 and len(built.held_out) == len(m.held_out) == 8
+    assert len(samples[0]) == len(built) == m.count == 200 and len(samples[1]) == len(m.held_out) == 8
     assert m.source_kind == "yolo_seg" and m.is_coco and m.warning is None and not m.forced
     assert m.distinct_images == len({e.image for e in m.entries}) == 112  # every usable photo not held out
     assert all(isinstance(e.image_id, int) and e.image.endswith(f"{e.image_id:012d}.jpg") for e in m.entries)
@@ -69,10 +76,10 @@ def test_every_class_with_a_usable_instance_is_covered_before_any_repeat(built, 
     assert counts.most_common(1)[0][0] == 0  # person: most photos of coco128 hold only people
 
 
-def test_instances_are_not_tiny(built, usable):
+def test_instances_are_not_tiny(built, usable, samples):
     by_key = {i.key: i for i in usable}
     assert all(e.key in by_key for e in built.manifest.entries)
-    assert min(s.mask.mean() for s in built.samples) >= 0.004  # 0.5% of the photo, after resizing
+    assert min(s.mask.mean() for s in samples[0]) >= 0.004  # 0.5% of the photo, after resizing
 
 
 def _disk_inside(mask: np.ndarray, x: int, y: int, r: int = 5) -> bool:
@@ -82,9 +89,9 @@ def _disk_inside(mask: np.ndarray, x: int, y: int, r: int = 5) -> bool:
     return bool(mask[(y + yy)[near], (x + xx)[near]].all())
 
 
-def test_clicks_inside_their_object_and_away_from_its_border(built):
+def test_clicks_inside_their_object_and_away_from_its_border(samples):
     far_enough = positives = negatives = 0
-    for s in built.samples + built.held_out:
+    for s in samples[0] + samples[1]:
         rows = s.clicks[s.clicks[:, 2] >= 0]
         assert rows[0, 2] == 1 and (s.clicks[len(rows):, 2] == -1).all()
         for k, (x, y, label) in enumerate(rows):
@@ -101,9 +108,9 @@ def test_clicks_inside_their_object_and_away_from_its_border(built):
     assert far_enough >= 190 and positives >= 250 and negatives >= 60
 
 
-def test_half_single_click_half_follow_up_with_realistic_prev_masks(built):
-    zero = [s for s in built.samples if not s.prev_mask.any()]
-    follow = [s for s in built.samples if s.prev_mask.any()]
+def test_half_single_click_half_follow_up_with_realistic_prev_masks(built, samples):
+    zero = [s for s in samples[0] if not s.prev_mask.any()]
+    follow = [s for s in samples[0] if s.prev_mask.any()]
     assert len(zero) == len(follow) == 100
     assert all((s.clicks[:, 2] >= 0).sum() == 1 for s in zero)
     n_clicks = Counter(int((s.clicks[:, 2] >= 0).sum()) for s in follow)
@@ -118,26 +125,29 @@ def test_half_single_click_half_follow_up_with_realistic_prev_masks(built):
     assert set(ops) == {"dilate", "erode", "shift"} and min(ops.values()) >= 15
 
 
-def test_representative_yields_the_bundle_inputs_without_held_out(built):
-    items = list(built.representative())
+def test_representative_yields_the_bundle_inputs_without_held_out(built, samples):
+    from oace.quantize.calibration import representative_dataset
+
+    items = list(representative_dataset(built)())
     assert len(items) == 200
     for d in items[:3]:
         assert list(d) == ["image", "clicks", "prev_mask"]
         assert d["image"].dtype == np.uint8 and d["image"].shape == (1, 512, 512, 3)
         assert d["clicks"].dtype == np.int32 and d["clicks"].shape == (1, 24, 3)
         assert d["prev_mask"].dtype == np.float32 and d["prev_mask"].shape == (1, 512, 512, 1)
-    held = {s.name for s in built.held_out}
-    assert not held & {s.name for s in built.samples}
+    held = {s.name for s in samples[1]}
+    assert not held & {s.name for s in samples[0]}
     arrays = built.arrays()
     assert arrays["image"].shape == (200, 512, 512, 3) and arrays["clicks"].shape == (200, 24, 3)
 
 
-def test_committed_manifest_is_this_build_and_materializes_identically(built, coco128):
+def test_committed_manifest_is_this_build_and_streams_identically(built, samples, coco128):
     committed = load_coco128_manifest()
     assert committed == built.manifest  # same seed, another process: identical selection and clicks
     assert json.loads(COCO128_MANIFEST.read_text()) == committed.to_json()
-    again = materialize(committed, coco128)
-    for a, b in zip(built.samples + built.held_out, again.samples + again.held_out, strict=True):
+    again = open_calibration_set(committed, coco128)
+    streamed = itertools.chain(again.iter_samples(), again.iter_samples(held_out=True))
+    for a, b in zip(samples[0] + samples[1], streamed, strict=True):
         assert a.name == b.name
         for field in ("image", "clicks", "prev_mask", "mask"):
             assert np.array_equal(getattr(a, field), getattr(b, field)), (a.name, field)
@@ -160,7 +170,7 @@ def test_same_seed_same_arrays_other_seed_other_clicks(coco128):
     c = build_calibration_set(coco128, count=24, seed=1, held_out=0, force=True)
     assert a.manifest == b.manifest and a.manifest.forced
     assert all(np.array_equal(x.prev_mask, y.prev_mask) and np.array_equal(x.clicks, y.clicks)
-               for x, y in zip(a.samples, b.samples, strict=True))
+               for x, y in zip(a.iter_samples(), b.iter_samples(), strict=True))
     assert [e.clicks for e in a.manifest.entries] != [e.clicks for e in c.manifest.entries]
     assert [e.key for e in a.manifest.entries] != [e.key for e in c.manifest.entries]
     assert len({e.class_id for e in c.manifest.entries}) == 24  # 24 picks, 24 classes

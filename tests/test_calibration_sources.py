@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from oace.calibration_data import CalibrationManifest, build_calibration_set, materialize
+from oace.calibration_data import CalibrationManifest, build_calibration_set, open_calibration_set
 from oace.calibration_data.sources import detect_kind
 from oace.model.data import read_label
 from oace.errors import InputError, ToolkitError
@@ -81,14 +81,15 @@ def test_folder_clicks_in_photo_pixels_respect_the_mask_files(tmp_path):
     assert n_pos >= 20 and n_neg >= 1
 
 
-def test_manifest_round_trip_and_materialize_identical(tmp_path):
+def test_manifest_round_trip_and_the_opened_set_streams_identical_samples(tmp_path):
     root = make_folder(tmp_path / "objs", 12)
     calib = build_calibration_set(root, held_out=0, force=True)
     path = calib.manifest.save(tmp_path / "out")
     loaded = CalibrationManifest.load(tmp_path / "out")
     assert path.name == "calibration_manifest.json" and loaded == calib.manifest
-    again = materialize(path, root)
-    for a, b in zip(calib.samples, again.samples, strict=True):
+    again = open_calibration_set(path, root)
+    assert len(again) == len(calib) == 12
+    for a, b in zip(calib.iter_samples(), again.iter_samples(), strict=True):
         assert all(np.array_equal(getattr(a, f), getattr(b, f)) for f in ("image", "clicks", "prev_mask", "mask"))
 
 
@@ -99,12 +100,12 @@ def test_a_changed_or_missing_file_is_named(tmp_path):
     img[0, 0] ^= 1
     Image.fromarray(img).save(root / "images" / "004.png")
     with pytest.raises(ToolkitError, match=r"images/004\.png: file differs from the calibration manifest") as err:
-        materialize(manifest, root)
+        open_calibration_set(manifest, root)
     assert "\n" not in str(err.value)
     (root / "images" / "004.png").unlink()
     (root / "masks" / "004.png").unlink()
     with pytest.raises(ToolkitError, match=r"instances of the calibration manifest are missing \(first: masks/004\.png\)"):
-        materialize(manifest, root)
+        open_calibration_set(manifest, root)
 
 
 def test_unreadable_image_is_a_one_line_error_naming_it(tmp_path):
@@ -204,16 +205,16 @@ def test_embedded_default_works_offline_and_says_it_is_not_coco(monkeypatch):
     assert m.classes_covered == 16 and len({e.key for e in m.entries + m.held_out}) == 28
     assert {e.image for e in m.entries} == {f"skimage.data.{p}" for p in
                                             ("astronaut", "camera", "chelsea", "coffee", "motorcycle", "rocket")}
-    for s in calib.samples:
+    samples = list(calib.iter_samples())
+    for s in samples:
         rows = s.clicks[s.clicks[:, 2] >= 0]
         assert all(s.mask[y, x] == (label == 1) for x, y, label in rows)
-    first = next(calib.representative())
-    assert {k: (v.dtype.name, v.shape) for k, v in first.items()} == {
-        "image": ("uint8", (1, 512, 512, 3)), "clicks": ("int32", (1, 24, 3)),
-        "prev_mask": ("float32", (1, 512, 512, 1))}
-    again = materialize(m, "embedded")
+    first = samples[0]
+    assert {k: (getattr(first, k).dtype.name, getattr(first, k).shape) for k in ("image", "clicks", "prev_mask")} == {
+        "image": ("uint8", (512, 512, 3)), "clicks": ("int32", (24, 3)), "prev_mask": ("float32", (512, 512, 1))}
+    again = open_calibration_set(m, "embedded")
     assert all(np.array_equal(a.prev_mask, b.prev_mask) and np.array_equal(a.image, b.image)
-               for a, b in zip(calib.samples, again.samples, strict=True))
+               for a, b in zip(samples, again.iter_samples(), strict=True))
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from tests.cli_contract import assert_refused, final_paths, run_oace
-from oace.errors import InputError
+from oace.errors import InputError, ToolkitError
 
 EVAL_SET_FOLDERS = ("GrabCut", "Berkeley", "DAVIS", "SBD", "COCO_MVal")
 
@@ -82,12 +82,23 @@ def test_export_min_int8_iou_outside_0_1_is_refused(iou, tmp_path):
 
 @pytest.mark.parametrize("iou", [1.01, -0.5, math.nan])
 def test_export_bundle_refuses_the_iou_gate_before_any_work(iou, tmp_path, tiny_segmenter):
-    from oace.export.pipeline import ExportOptions, export_bundle
+    from oace.pipeline import ExportOptions, export_bundle
 
     with pytest.raises(InputError, match=r"--min-int8-iou .*: must be in \[0, 1\]"):
         export_bundle(tiny_segmenter, tmp_path / "out", calibration=None, opts=ExportOptions(min_int8_iou=iou))
     with pytest.raises(InputError, match="--opset 9"):
         export_bundle(tiny_segmenter, tmp_path / "out", calibration=None, opts=ExportOptions(opset=9))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_calibrated_file_without_a_calibration_set_is_refused_before_any_work(tmp_path, tiny_segmenter):
+    from oace.pipeline import ExportOptions, export_bundle, needs_calibration
+
+    for opts in (ExportOptions(), ExportOptions(precisions=("fp32",), extra_modes=("int16x8",))):
+        assert needs_calibration(opts)
+        with pytest.raises(ToolkitError, match=r"needs a calibration set \(--calib\); fp32, fp16 and dynamic_range do not"):
+            export_bundle(tiny_segmenter, tmp_path / "out", opts=opts)
+    assert not needs_calibration(ExportOptions(precisions=("fp32", "fp16"), extra_modes=("dynamic_range",)))
     assert not (tmp_path / "out").exists()
 
 

@@ -33,7 +33,7 @@ SIDE_FILES = ("export_report.md", "calibration_manifest.json", "onnx2tf.log")
 
 
 def export_args(out: Path, precision: str = "fp32", *extra: str, source: tuple[str, ...] = ("--preset", "segmenter_tiny")) -> list[str]:
-    """The cheapest real export: the tiny preset, 8 embedded calibration photos."""
+    """The cheapest real export: the tiny preset (8 embedded calibration photos when int8 is asked for)."""
     return ["export", *source, "--precision", precision, "--calib", "embedded",
             "--calib-count", "8", "--force-calib", "--out", str(out), *extra]
 
@@ -83,7 +83,7 @@ def check_file(path: Path) -> None:
 
         onnx.checker.check_model(onnx.load(str(path)))
     elif path.suffix == ".tflite":
-        from oace.export.tflite_inspect import inspect_tflite
+        from oace.tflite.inspection import inspect_tflite
 
         assert "segment" in inspect_tflite(path).signatures, f"{path}: no 'segment' signature"
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from oace.android_bench.kernel_floor import PROBE_LAYERS, build_probe, measure_floor, probe_gmacs
-from oace.export.tflite_inspect import inspect_tflite, tflite_macs
+from oace.tflite.inspection import inspect_tflite, tflite_macs
 
 SMALL = ((32, 8, 2), (16, 16, 1))
 

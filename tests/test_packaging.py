@@ -53,8 +53,8 @@ def test_the_wheel_adds_only_oace_with_its_data_files(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
     assert top == {"oace"}
-    for expected in ("oace/model/segmenter.py", "oace/export/pipeline.py", "oace/quantize/int8.py",
-                     "oace/android_bench/parse.py", "oace/calibration_data/coco128_manifest.json",
+    for expected in ("oace/model/segmenter.py", "oace/export/float_bundle.py", "oace/quantize/int8.py", "oace/pipeline.py",
+                     "oace/tflite/passes.py", "oace/android_bench/parse.py", "oace/calibration_data/coco128_manifest.json",
                      "oace/model/weights/oace_reference_v2_fp16.pt", "oace/commands/bench.py"):
         assert expected in names, f"{expected} missing from {wheel.name}"
     top_level = next(n for n in names if n.endswith(".dist-info/top_level.txt"))

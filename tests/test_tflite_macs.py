@@ -1,11 +1,11 @@
-"""export.tflite_inspect.tflite_macs: multiply-accumulates of a .tflite read from its flatbuffer."""
+"""oace.tflite.inspection.tflite_macs: multiply-accumulates of a .tflite read from its flatbuffer."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from oace.export.tflite_inspect import MacCount, tflite_macs
+from oace.tflite.inspection import MacCount, tflite_macs
 from oace.errors import ToolkitError
 
 tf = pytest.importorskip("tensorflow")

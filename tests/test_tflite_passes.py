@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from oace.export.tflite_passes import PassCounts, optimize_for_cpu
+from oace.tflite.passes import PassCounts, optimize_for_cpu
 
 tf = pytest.importorskip("tensorflow")
 

@@ -1,7 +1,8 @@
 """`oace export`: checkpoint -> ONNX -> SavedModel -> TFLite fp32/fp16/int8 bundle, verified.
 
-A mirror of export.pipeline.export_bundle: the options' defaults live in ExportOptions and
-calibration_data.build_calibration_set.
+A mirror of oace.pipeline.export_bundle: the options' defaults live in ExportOptions and
+calibration_data.build_calibration_set. The calibration set is built only when a calibrated file
+(int8, int16x8) is asked for: `--precision fp32` needs none.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ def calibration_defaults() -> dict[str, Any]:
 
 def add_calibration_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calib", default="embedded",
-                   help="calibration source: a YOLO-seg folder (coco128-seg), a COCO root (val2017 + annotations), "
-                        "a folder of images with masks, or 'embedded' (scikit-image photos: NOT COCO; default)")
+                   help="calibration source (int8 and int16x8 only): a YOLO-seg folder (coco128-seg), a COCO root "
+                        "(val2017 + annotations), a folder of images with masks, or 'embedded' (scikit-image photos: "
+                        "NOT COCO; default)")
     p.add_argument("--calib-count", type=int, default=UNSET, help="calibration samples")
     p.add_argument("--calib-seed", type=int, default=UNSET, help="seed of the calibration selection")
     p.add_argument("--force-calib", action="store_true", help="accept fewer than 100 calibration images")
@@ -36,7 +38,7 @@ def build_calibration(args: argparse.Namespace) -> Any:
 
 
 def _defaults() -> dict[str, Any]:
-    from oace.export.pipeline import ExportOptions
+    from oace.pipeline import ExportOptions
 
     return {"precision": default_of(ExportOptions, "precisions"), "extra": default_of(ExportOptions, "extra_modes"),
             "min_int8_iou": default_of(ExportOptions, "min_int8_iou"), "opset": default_of(ExportOptions, "opset"),
@@ -64,7 +66,7 @@ def split_list(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from oace.export.pipeline import ExportOptions, check_options, export_bundle
+    from oace.pipeline import ExportOptions, check_options, export_bundle, needs_calibration
     from oace.model.registry import load_segmenter
     from oace.artifacts import check_output_dir
 
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     check_options(opts)
     check_output_dir(args.out, "--out")
     model, weights, version = load_segmenter(args.checkpoint, args.preset)
-    calibration = build_calibration(args)
+    calibration = build_calibration(args) if needs_calibration(opts) else None
     opts = dataclasses.replace(opts, model_version=version, weights=weights)
     result = export_bundle(model, args.out, calibration=calibration, opts=opts)
     print((result.out_dir / "export_report.md").read_text())

@@ -29,27 +29,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from oace.export.tflite_inspect import inspect_tflite, require_no_flex
     from oace.artifacts import check_output_file
     from oace.errors import InputError
     from oace.evaluation_sets import refuse_evaluation_set
-    from oace.quantize.int8 import check_saved_model, quantize
+    from oace.quantize.calibration import quantize_calibrated
+    from oace.quantize.int8 import CALIBRATED_MODES, check_saved_model, quantize
+    from oace.tflite.inspection import inspect_bundle_file
 
     mode = getattr(args, "mode", default_of(quantize, "mode"))
     check_output_file(args.out, "--out")
-    if mode != "dynamic_range" and args.calib != "embedded":
+    if mode in CALIBRATED_MODES and args.calib != "embedded":
         refuse_evaluation_set(args.calib, None, "calibrating")  # before the SavedModel is read
     if not (Path(args.saved_model) / "saved_model.pb").is_file():
         raise InputError(f"{args.saved_model}: not a SavedModel folder (no saved_model.pb); run `oace export` first")
     check_saved_model(args.saved_model)  # a corrupt one is refused before calibration starts
-    representative = None
-    if mode != "dynamic_range":
-        calibration = build_calibration(args)
-        representative = calibration.representative
-    art = quantize(args.saved_model, args.out, mode=mode, representative=representative)
-    contents = inspect_tflite(art.path)
-    require_no_flex(contents, art.path)
-    if representative is not None:  # written after the model: a failed run leaves no manifest of it
+    calibration = build_calibration(args) if mode in CALIBRATED_MODES else None
+    art = quantize_calibrated(args.saved_model, args.out, mode=mode, calibration=calibration)
+    contents = inspect_bundle_file(art.path)
+    if calibration is not None:  # written after the model: a failed run leaves no manifest of it
         calibration.save_manifest(Path(args.out).parent)
     print(f"wrote {art.path} ({art.bytes / 1e6:.2f} MB, {art.seconds:.0f} s); ops computing in float: "
           f"{', '.join(contents.float_ops) or 'none'}")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from oace.errors import ToolkitError
 from oace.tf_import import import_tensorflow
+from oace.tflite import SIGNATURE
 
 # ops that only move, index or convert data: never "compute in float" even when a float tensor passes
 _NEUTRAL = {"QUANTIZE", "DEQUANTIZE", "RESHAPE", "CAST", "GATHER", "STRIDED_SLICE", "SHAPE", "PACK", "UNPACK"}
@@ -85,6 +86,15 @@ def require_no_flex(contents: TFLiteContents, path: str | os.PathLike) -> None:
             "on a phone cannot run; change the model so these convert to TFLite builtins"
         )
 
+
+def inspect_bundle_file(path: str | os.PathLike) -> TFLiteContents:
+    """What a converted bundle file holds; refused (ToolkitError) when a phone could not run it as
+    the bundle: Select-TF (Flex) ops, or the `segment` signature lost in conversion."""
+    contents = inspect_tflite(path)
+    require_no_flex(contents, path)
+    if SIGNATURE not in contents.signatures:
+        raise ToolkitError(f"{Path(path).name}: lost its {SIGNATURE!r} signature in conversion")
+    return contents
 
 
 # multiply-accumulates per output element, from the operator's weight (or second input) shape

@@ -1,4 +1,5 @@
-"""The export pipeline: torch -> ONNX -> onnx2tf -> TFLite fp32/fp16/int8, verified.
+"""The export pipeline (oace/pipeline.py): torch -> ONNX -> onnx2tf -> TFLite fp32/fp16 (export) ->
+int8/dynamic_range (quantize) -> verified, reported.
 
 The tiny segmenter (same graph, tiny widths) runs the real pipeline once per module (about a
 minute); the full-size segmenter runs end to end in the slow test.
@@ -12,13 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from oace.export.pipeline import ExportOptions, export_bundle
-from oace.export.tflite_inspect import TFLiteContents, inspect_tflite, require_no_flex, tflite_macs
-from oace.model.registry import build_model, save_checkpoint
 from oace.artifacts import sha256_file
 from oace.errors import ToolkitError
 from oace.litert import SegmentRunner
+from oace.model.registry import build_model, save_checkpoint
+from oace.pipeline import ExportOptions, export_bundle
+from oace.quantize.calibration import representative_dataset
 from oace.quantize.int8 import quantize
+from oace.tflite.inspection import TFLiteContents, inspect_tflite, require_no_flex, tflite_macs
 
 pytestmark = pytest.mark.slow  # TensorFlow conversions / training loops: make test-fast leaves it out
 
@@ -90,6 +92,7 @@ def test_parity_numbers_are_within_tolerance(tiny_export):
     assert by_pair[("fp32", "int8")].samples == 4
     report = json.loads((result.out_dir / "export_report.json").read_text())
     assert report["status"] == "ok" and report["parity"][0]["candidate"] == "onnx"
+    assert report["parity_samples"] == {"kind": "held_out_calibration", "count": 4, "seed": 0}
 
 
 def test_int8_computes_in_integers_except_the_documented_float_ops(tiny_export):
@@ -160,7 +163,7 @@ def test_click_encoding_inside_the_bundle_is_exact(tiny_export, precision):
     from oace.model.segmenter import pack_clicks
 
     result, calibration, _ = tiny_export
-    s = calibration.held_out[0]
+    s = next(calibration.iter_samples(held_out=True))
     clicks = pack_clicks([(200, 200, True), (206, 330, True), (0, 511, False), (37, 90, False)], 24)
     got = click_maps_inside(result.out_dir / f"oace_segmenter_{precision}.tflite", clicks, s.image[None], s.prev_mask[None])
     first, follow = ClickEncoder(512, 512, 5)(torch.from_numpy(clicks))
@@ -180,8 +183,8 @@ def test_metadata_describes_the_file(tiny_export):
 
 def test_same_inputs_give_the_same_int8_file(tiny_export, tmp_path):
     result, calibration, _ = tiny_export
-    a = quantize(result.out_dir / "saved_model", tmp_path / "a.tflite", representative=calibration.representative)
-    b = quantize(result.out_dir / "saved_model", tmp_path / "b.tflite", representative=calibration.representative)
+    a = quantize(result.out_dir / "saved_model", tmp_path / "a.tflite", representative=representative_dataset(calibration))
+    b = quantize(result.out_dir / "saved_model", tmp_path / "b.tflite", representative=representative_dataset(calibration))
     assert a.sha256 == b.sha256 == sha256_file(result.out_dir / "oace_segmenter_int8.tflite")
 
 
@@ -241,6 +244,31 @@ def test_unknown_precision_and_non_segmenter_are_refused(tiny_export, tmp_path):
         export_bundle(build_model("prior"), tmp_path, calibration=calibration)
 
 
+def test_fp32_only_export_needs_no_calibration_set(tmp_path, monkeypatch):
+    """`oace export --precision fp32` never builds a calibration set: every form runs on export's seeded
+    synthetic samples, and the folder and the report say so (no calibration manifest, calibration null)."""
+    import oace.calibration_data
+    from oace.cli import main
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an fp32-only export built a calibration set")
+
+    monkeypatch.setattr(oace.calibration_data, "build_calibration_set", refuse)
+    out = tmp_path / "fp32"
+    assert main(["export", "--preset", "segmenter_tiny", "--precision", "fp32", "--out", str(out)]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"oace_segmenter.onnx", "saved_model", "oace_segmenter_fp32.tflite", "oace_segmenter_fp32.json",
+            "export_report.json", "export_report.md"} <= names
+    assert "calibration_manifest.json" not in names and not [n for n in names if "int8" in n]
+    report = json.loads((out / "export_report.json").read_text())
+    assert report["status"] == "ok" and report["calibration"] is None and list(report["ops"]) == ["fp32"]
+    assert {k: report["parity_samples"][k] for k in ("kind", "count", "seed")} == {"kind": "synthetic", "count": 8, "seed": 0}
+    pairs = {(p["reference"], p["candidate"]): p for p in report["parity"]}
+    assert pairs[("torch", "fp32")]["samples"] == 8 and pairs[("torch", "fp32")]["max_abs"] < 1e-5
+    assert "## Parity on 8 seeded synthetic samples (no calibration set)" in (out / "export_report.md").read_text()
+    assert json.loads((out / "oace_segmenter_fp32.json").read_text())["calibration"] is None
+
+
 def test_cli_export_with_too_few_calibration_images_fails_in_one_line(tmp_path, capsys):
     from oace.cli import main
 
@@ -285,7 +313,7 @@ def test_tflite_runtime_fallback_runs_the_bundle_like_litert(tiny_export, precis
     litert = SegmentRunner(path, prefer="ai-edge-litert")
     fallback = SegmentRunner(path, prefer="tflite-runtime")
     assert (litert.runtime, fallback.runtime) == ("ai-edge-litert", "tflite-runtime")
-    s = calibration.held_out[1]
+    s = list(calibration.iter_samples(held_out=True))[1]
     a = litert(s.image[None], s.clicks[None], s.prev_mask[None])
     b = fallback(s.image[None], s.clicks[None], s.prev_mask[None])
     assert np.abs(a - b).max() < tolerance
