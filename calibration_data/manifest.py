@@ -24,8 +24,8 @@ MANIFEST_NAME = "calibration_manifest.json"
 FORMAT = "oace-calibration-manifest/1"
 SOURCE_KINDS = ("coco", "yolo_seg", "folder", "embedded")
 
-SIZE = 512
-MAX_CLICKS = 24
+SIZE = SegmenterConfig.input_size  # the model's input size and click rows (512, 24): the bundle contract's
+MAX_CLICKS = SegmenterConfig.max_clicks
 CLICK_MARGIN_PX = 5
 PROB_THRESHOLD = SegmenterConfig.mask_threshold  # the model's mask threshold (the bundle metadata's)
 

@@ -41,7 +41,7 @@ def bundle_metadata(model: Segmenter, artifact: Artifact, precision: str, *, mod
                        "row0": "the first positive click (drives the OACE prior)"},
             "prev_mask": {"dtype": "float32", "shape": [1, s, s, 1], "range": "0..1", "note": "zeros on the first click"},
         },
-        "outputs": {"mask": {"dtype": "float32", "shape": [1, s, s, 1], "range": "0..1 probability", "threshold": 0.49}},
+        "outputs": {"mask": {"dtype": "float32", "shape": [1, s, s, 1], "range": "0..1 probability", "threshold": model.cfg.mask_threshold}},
         "in_graph_preprocessing": {
             "normalization": {"scale": 1 / 255, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
             "click_encoding": f"binary disks of radius {model.cfg.click_radius} px, integer arithmetic",

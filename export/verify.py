@@ -17,25 +17,28 @@ class Parity:
     samples: int
     max_abs: float
     mean_abs: float
-    mask_iou: float  # mean over samples of IoU(prob > 0.5); two empty masks agree (1.0)
+    mask_iou: float  # mean over samples of IoU(prob > threshold); two empty masks agree (1.0)
     min_mask_iou: float
+    threshold: float  # the model's mask threshold (SegmenterConfig.mask_threshold, the bundle metadata's)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 
 
-def mask_iou(a: np.ndarray, b: np.ndarray, threshold: float = 0.5) -> float:
+def mask_iou(a: np.ndarray, b: np.ndarray, threshold: float) -> float:
     ma, mb = a > threshold, b > threshold
     union = np.logical_or(ma, mb).sum()
     return 1.0 if union == 0 else float(np.logical_and(ma, mb).sum() / union)
 
 
-def compare(reference: str, ref_outputs: Sequence[np.ndarray], candidate: str, outputs: Sequence[np.ndarray]) -> Parity:
+def compare(reference: str, ref_outputs: Sequence[np.ndarray], candidate: str, outputs: Sequence[np.ndarray],
+            threshold: float) -> Parity:
+    """threshold: where a probability is object, the model's own (`SegmenterConfig.mask_threshold`)."""
     diffs = [np.abs(a.astype(np.float64) - b.astype(np.float64)) for a, b in zip(ref_outputs, outputs)]
-    ious = [mask_iou(a, b) for a, b in zip(ref_outputs, outputs)]
+    ious = [mask_iou(a, b, threshold) for a, b in zip(ref_outputs, outputs)]
     return Parity(
         reference, candidate, len(diffs), float(max(d.max() for d in diffs)), float(np.mean([d.mean() for d in diffs])),
-        float(np.mean(ious)), float(min(ious)),
+        float(np.mean(ious)), float(min(ious)), threshold,
     )
 
 

@@ -181,7 +181,7 @@ def build_bundle(model: Segmenter, work: Path, out: Path, *, calibration: Calibr
     for step in contents:
         write_metadata(artifacts[step].path.with_suffix(".json"), bundle_metadata(
             model, artifacts[step], step, model_version=opts.model_version, calibration=calib_info))
-    parity = _parity(bundle.outputs, opts)
+    parity = _parity(bundle.outputs, opts, model.cfg.mask_threshold)
     int8 = next((p for p in parity if p.candidate == "int8" and p.reference == "fp32"), None)
     ok = int8 is None or int8.mask_iou >= opts.min_int8_iou
     if not ok:
@@ -226,13 +226,14 @@ def _in_request_order(bundle: FloatBundle, opts: ExportOptions) -> tuple[dict[st
     return {k: bundle.artifacts[k] for k in order}, {k: bundle.contents[k] for k in order if k in bundle.contents}
 
 
-def _parity(outputs: dict, opts: ExportOptions) -> list[Parity]:
-    parity = [compare("torch", outputs["torch"], "onnx", outputs["onnx"])]
+def _parity(outputs: dict, opts: ExportOptions, threshold: float) -> list[Parity]:
+    """Each form against fp32 (and torch), masks at the model's threshold."""
+    parity = [compare("torch", outputs["torch"], "onnx", outputs["onnx"], threshold)]
     for step in (*opts.precisions, *opts.extra_modes):
         ref = "fp32" if step != "fp32" and "fp32" in outputs else "torch"
-        parity.append(compare(ref, outputs[ref], step, outputs[step]))
+        parity.append(compare(ref, outputs[ref], step, outputs[step], threshold))
         if ref != "torch":
-            parity.append(compare("torch", outputs["torch"], step, outputs[step]))
+            parity.append(compare("torch", outputs["torch"], step, outputs[step], threshold))
     return parity
 
 
@@ -301,7 +302,9 @@ def _markdown(r: dict) -> str:
     ))
     if r.get("untrained_note"):
         lines.append(f"\nNote: {r['untrained_note']}.\n")
-    lines.append(f"\nint8 passes when its mask IoU vs fp32 >= {r['int8_min_mask_iou']}.\n\n## Ops that compute in float\n")
+    threshold = r["parity"][0]["threshold"]  # one per model: every row has it
+    lines.append(f"\nMasks at probability > {threshold} (the model's threshold). "
+                 f"int8 passes when its mask IoU vs fp32 >= {r['int8_min_mask_iou']}.\n\n## Ops that compute in float\n")
     lines.append(markdown_table(
         ["file", "ops", "float ops", "Flex ops"],
         [(k, sum(c["op_counts"].values()), ", ".join(f"{o} x{n}" for o, n in c["float_ops"].items()) or "none", ", ".join(c["flex_ops"]) or "none")
