@@ -39,19 +39,12 @@ def export_args(out: Path, precision: str = "fp32", *extra: str, source: tuple[s
 
 
 def near_threshold_checkpoint(path: Path) -> Path:
-    """The tiny preset with its last bias moved so its probabilities sit at the 0.5 threshold: int8's
-    small errors flip pixels there, so int8 misses an IoU gate of 1.0 (seeded weights alone give
-    near-empty masks that agree exactly)."""
-    import torch
-
-    from oace.export.onnx_export import example_inputs
+    """The tiny preset with its probabilities at its mask threshold (tests/near_threshold.py), so
+    int8 misses an IoU gate of 1.0."""
     from oace.model.registry import build_model, save_checkpoint
+    from tests.near_threshold import centre_on_threshold
 
-    model = build_model("segmenter_tiny", seed=0).eval()
-    with torch.no_grad():
-        logit = torch.logit(model(*example_inputs(model)).clamp(1e-6, 1 - 1e-6))
-        model.msfnet.head.classify.bias -= logit.median()
-    return save_checkpoint(model, path)
+    return save_checkpoint(centre_on_threshold(build_model("segmenter_tiny", seed=0).eval()), path)
 
 
 def start_export(out: Path, *extra: str) -> subprocess.Popen:

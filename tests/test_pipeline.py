@@ -202,15 +202,10 @@ def test_a_failed_quantization_leaves_no_file(tiny_export, tmp_path):
 
 
 def test_int8_below_the_iou_threshold_fails_after_writing_the_report(tiny_export, tmp_path):
-    import torch
-
-    from oace.export.onnx_export import example_inputs
+    from tests.near_threshold import centre_on_threshold
 
     _, calibration, _ = tiny_export
-    model = build_model("segmenter_tiny", seed=0).eval()
-    with torch.no_grad():  # probabilities at the model's threshold, where int8's small errors flip pixels
-        logits = torch.logit(model(*example_inputs(model)).clamp(1e-6, 1 - 1e-6))
-        model.msfnet.head.classify.bias -= logits.median() - torch.logit(torch.tensor(model.cfg.mask_threshold))
+    model = centre_on_threshold(build_model("segmenter_tiny", seed=0).eval())
     with pytest.raises(ToolkitError, match=r"int8 mask IoU vs fp32 is .* < 1.0 .*REFUSED.*per-channel"):
         export_bundle(model, tmp_path / "x", calibration=calibration,
                       opts=ExportOptions(precisions=("fp32", "int8"), min_int8_iou=1.0, weights="UNTRAINED"))
