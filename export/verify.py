@@ -7,6 +7,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from oace.model.evaluate import iou
+
 Predict = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (image, clicks, prev) -> mask [1,S,S,1]
 
 
@@ -26,9 +28,8 @@ class Parity:
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray, threshold: float) -> float:
-    ma, mb = a > threshold, b > threshold
-    union = np.logical_or(ma, mb).sum()
-    return 1.0 if union == 0 else float(np.logical_and(ma, mb).sum() / union)
+    """IoU of the two masks cut at threshold, as the protocol scores (`model.evaluate.iou`)."""
+    return iou(a > threshold, b > threshold)
 
 
 def compare(reference: str, ref_outputs: Sequence[np.ndarray], candidate: str, outputs: Sequence[np.ndarray],
