@@ -33,7 +33,6 @@ from PIL import Image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg")
 MASK_SUFFIXES = (".png",)
-KINDS = {"COCO-train-mini": "yolo_seg", "coco128-seg": "yolo_seg"}  # the rest are salient folders
 
 
 def encode(path: Path, max_side: int, quality: int) -> bytes:
@@ -53,6 +52,11 @@ def encode(path: Path, max_side: int, quality: int) -> bytes:
         else:
             im.save(buf, "PNG", optimize=True)
     return buf.getvalue()
+
+
+def kind_of(folder: Path) -> str:
+    """The reader a folder takes: `yolo_seg` when it has a labels/ folder (YOLO-seg polygons), else `salient`."""
+    return "yolo_seg" if (folder / "labels").is_dir() else "salient"
 
 
 def stems(folder: Path) -> dict[str, list[Path]]:
@@ -86,7 +90,7 @@ def pack(folders: list[Path], out: Path, budget_mib: float, max_side: int = 320,
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.write_bytes(encode(path, max_side, quality))
         record["folders"].append({"source": str(folder), "packed": str(out / folder.name), "stems": len(kept),
-                                  "of": len(group), "kind": KINDS.get(folder.name, "salient")})
+                                  "of": len(group), "kind": kind_of(folder)})
     record["bytes"] = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     (out / "pack.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     (out / "DATA").write_text(data_spec(record) + "\n", encoding="utf-8")  # what recipes/train_v2_h200.sh reads
